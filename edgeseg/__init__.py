@@ -1,0 +1,22 @@
+"""edgeseg: a lean runtime for YOLO instance segmentation (ONNX Runtime + NumPy/Numba, no PyTorch)."""
+
+from .config import PredictConfig, load_config
+from .errors import (
+    ConfigError,
+    EdgesegError,
+    ModelFormatError,
+    ModelNotFoundError,
+    NotSegmentationModelError,
+    ProviderError,
+    SourceError,
+)
+from .results import Boxes, Masks, Results
+from .segmenter import Segmenter
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Boxes", "ConfigError", "EdgesegError", "Masks", "ModelFormatError", "ModelNotFoundError",
+    "NotSegmentationModelError", "PredictConfig", "ProviderError", "Results", "Segmenter", "SourceError",
+    "load_config",
+]  # fmt: skip

@@ -1,0 +1,124 @@
+"""ONNX Runtime backend: provider selection, session creation, inference."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import ModelFormatError, ModelNotFoundError, ProviderError
+from .base import Backend, TensorSpec
+
+log = logging.getLogger("edgeseg")
+
+# Priority of "auto": the fastest provider the installed onnxruntime offers comes first.
+AUTO_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "gpu": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "dml": "DmlExecutionProvider",
+}
+# Providers that take a device id from a "name:N" request.
+DEVICE_OPTION = {"CUDAExecutionProvider": "device_id", "TensorrtExecutionProvider": "device_id"}
+ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(uint8)": np.uint8,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+}
+
+
+def resolve_providers(requested: str | Sequence[str], available: Sequence[str]) -> list[Any]:
+    """Turns 'auto' or names like 'cuda', 'cuda:1', 'CPUExecutionProvider' into onnxruntime's providers list.
+
+    'auto' takes TensorRT, then CUDA, then CPU, as available. A provider asked for by name that the
+    installed onnxruntime does not offer is a ProviderError, never a silent fallback.
+    """
+    if requested == "auto":
+        return [p for p in AUTO_ORDER if p in available] or list(available)
+    chosen: list[Any] = []
+    for item in requested:
+        name, _, device = str(item).partition(":")
+        full = ALIASES.get(name.lower(), name)
+        if full not in available:
+            raise ProviderError(f"execution provider '{item}' is not available; this onnxruntime offers: "
+                                f"{', '.join(available)}{_gpu_install_hint(full)}")
+        if device:
+            if full not in DEVICE_OPTION or not device.isdigit():
+                raise ProviderError(f"bad provider request '{item}': only cuda:N and tensorrt:N take a device index")
+            chosen.append((full, {DEVICE_OPTION[full]: int(device)}))
+        else:
+            chosen.append(full)
+    return chosen
+
+
+def _gpu_install_hint(provider: str) -> str:
+    if provider not in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+        return ""
+    installed = {d.metadata["Name"].lower() for d in importlib.metadata.distributions() if d.metadata["Name"]}
+    if {"onnxruntime", "onnxruntime-gpu"} <= installed:
+        return ("; both onnxruntime and onnxruntime-gpu are installed and the CPU one shadows the GPU one: "
+                "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu")
+    return "; install the GPU build: pip uninstall -y onnxruntime && pip install onnxruntime-gpu"
+
+
+class OnnxRuntimeBackend(Backend):
+    """An onnxruntime.InferenceSession behind the Backend interface.
+
+    infer() returns the arrays onnxruntime allocates for each run; the caller owns them.
+    """
+
+    def __init__(self, path: str | Path, providers: str | Sequence[str] = "auto", threads: int | None = None):
+        path = Path(path)
+        if not path.exists():
+            raise ModelNotFoundError(f"model file not found: {path}")
+        if not path.is_file():
+            raise ModelFormatError(f"model path is not a file: {path}")
+        import onnxruntime as ort
+
+        chosen = resolve_providers(providers, ort.get_available_providers())
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self._session = ort.InferenceSession(str(path), options, providers=chosen)
+        except Exception as e:  # onnxruntime raises several unrelated types for unreadable files
+            detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelFormatError(f"cannot load {path} as an ONNX model (truncated, corrupt or not ONNX): {detail}") from e
+        self.providers = tuple(self._session.get_providers())
+        wanted = [p[0] if isinstance(p, tuple) else p for p in chosen]
+        if providers != "auto" and wanted[0] not in self.providers:
+            raise ProviderError(f"onnxruntime could not start {wanted[0]} for {path.name} (it fell back to "
+                                f"{self.providers[0]}); check the CUDA/TensorRT libraries")
+        log.info("edgeseg: %s runs on %s", path.name, ", ".join(self.providers))
+
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelFormatError(f"{path.name} has {len(inputs)} inputs; a YOLO model has one image input")
+        self.input = _spec(inputs[0])
+        self.outputs = tuple(_spec(o) for o in self._session.get_outputs())
+        self._output_names = [o.name for o in self.outputs]
+        self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
+        self.path = path
+
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self._session.run(self._output_names, {self.input.name: batch})
+
+    def close(self) -> None:
+        self._session = None
+
+
+def _spec(node: Any) -> TensorSpec:
+    shape = tuple(d if isinstance(d, int) and d > 0 else None for d in node.shape)
+    return TensorSpec(node.name, shape, np.dtype(ORT_DTYPES.get(node.type, np.float32)))

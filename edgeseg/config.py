@@ -1,0 +1,105 @@
+"""Prediction settings as data: one frozen dataclass, validated once, loadable from YAML."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import ConfigError
+
+# Ultralytics' non_max_suppression constants: candidates kept before NMS, and the per-class box
+# offset that keeps classes apart in class-aware NMS.
+MAX_NMS_CANDIDATES = 30000
+MAX_WH = 7680
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Settings of one Segmenter. Defaults are Ultralytics' predict defaults."""
+
+    conf: float = 0.25
+    iou: float = 0.7
+    imgsz: tuple[int, int] | None = None  # (h, w); None: the model's own size
+    max_det: int = 300
+    classes: tuple[int, ...] | None = None
+    agnostic_nms: bool = False
+    multi_label: bool = False
+    batch: int = 1
+    providers: str | tuple[str, ...] = "auto"
+
+    def __post_init__(self) -> None:
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        for name in ("conf", "iou"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}")
+            set_(name, float(value))
+        for name in ("max_det", "batch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        set_("imgsz", parse_imgsz(self.imgsz))
+        if self.classes is not None:
+            classes = (self.classes,) if isinstance(self.classes, int) else self.classes
+            if isinstance(classes, str) or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in classes):
+                raise ConfigError(f"classes must be non-negative integers, got {self.classes!r}")
+            set_("classes", tuple(classes))
+        for name in ("agnostic_nms", "multi_label"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        providers = self.providers
+        if isinstance(providers, str):
+            providers = providers if providers == "auto" else (providers,)
+        elif isinstance(providers, Sequence) and providers and all(isinstance(p, str) for p in providers):
+            providers = tuple(providers)
+        else:
+            raise ConfigError(f"providers must be 'auto' or a list of provider names, got {self.providers!r}")
+        set_("providers", providers)
+
+    def replace(self, **changes: Any) -> "PredictConfig":
+        """A copy with some settings changed; None values leave a setting as it is."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def parse_imgsz(value: Any) -> tuple[int, int] | None:
+    """640 -> (640, 640); [480, 640] or "480,640" -> (480, 640); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = [int(v) for v in value.replace("x", ",").split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"imgsz must be an integer or 'h,w', got {value!r}") from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if isinstance(value, Sequence) and len(value) == 1:
+        value = (value[0], value[0])
+    if (
+        not isinstance(value, Sequence)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        raise ConfigError(f"imgsz must be a positive integer or (h, w), got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def load_config(path: str | Path) -> PredictConfig:
+    """Reads a YAML settings file (see configs/default.yaml); unknown keys are an error."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot read config file {path}: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(PredictConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in {path}: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return PredictConfig(**data)

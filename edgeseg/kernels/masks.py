@@ -1,0 +1,131 @@
+"""Instance masks from prototypes, computed only inside each object's box.
+
+Ultralytics (retina_masks=True) computes every mask over the whole frame: logits = coefficients @
+prototypes at prototype resolution, an optional bilinear upsample by `f` (1, 2 or 4) so that the
+letterbox padding falls on whole pixels, a crop of that padding, a bilinear resize to the source
+image, a crop to the box, and a threshold at 0. Bilinear interpolation only reads the neighbours of
+each output pixel, so the same numbers come out when each stage is evaluated on the small window
+of pixels the box needs. The cost is then the sum of box areas, not N x image area.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .jit import jit
+
+
+@jit
+def _linear_taps(out_start, out_stop, scale, in_size, in_offset, index0, index1, weight1):
+    """PyTorch's bilinear (align_corners=False) source indices and weights for outputs [out_start, out_stop)."""
+    half = np.float32(0.5)
+    for k in range(out_stop - out_start):
+        src = scale * (np.float32(out_start + k) + half) - half
+        if src < 0:
+            src = np.float32(0.0)
+        i0 = min(int(np.floor(src)), in_size - 1)
+        weight1[k] = min(max(src - np.float32(i0), np.float32(0.0)), np.float32(1.0))
+        index0[k] = in_offset + i0
+        index1[k] = in_offset + i0 + (1 if i0 < in_size - 1 else 0)
+
+
+@jit
+def _resample(src, src_row0, src_col0, rows0, rows1, wrow, cols0, cols1, wcol, out):
+    """out[r, c] = bilinear blend of src at the given (global) taps; src starts at (src_row0, src_col0)."""
+    one = np.float32(1.0)
+    for r in range(out.shape[0]):
+        a, b, wy1 = rows0[r] - src_row0, rows1[r] - src_row0, wrow[r]
+        wy0 = one - wy1
+        for c in range(out.shape[1]):
+            p, q, wx1 = cols0[c] - src_col0, cols1[c] - src_col0, wcol[c]
+            wx0 = one - wx1
+            # the evaluation order of PyTorch's separable CPU kernel: inner (x) taps, then outer (y)
+            out[r, c] = (src[a, p] * wx0 + src[a, q] * wx1) * wy0 + (src[b, p] * wx0 + src[b, q] * wx1) * wy1
+
+
+@jit
+def _masks_in_boxes(protos, coefs, bounds, upsample, crop, out_h, out_w, offsets, out):
+    num_protos, proto_h, proto_w = protos.shape
+    top, left, bottom, right = crop[0], crop[1], crop[2], crop[3]
+    crop_h, crop_w = bottom - top, right - left
+    scale_y = np.float32(crop_h) / np.float32(out_h)
+    scale_x = np.float32(crop_w) / np.float32(out_w)
+    scale_up = np.float32(1.0 / upsample)
+    for i in range(bounds.shape[0]):
+        x0, y0, x1, y1 = bounds[i, 0], bounds[i, 1], bounds[i, 2], bounds[i, 3]
+        h, w = y1 - y0, x1 - x0
+        if h <= 0 or w <= 0:
+            continue
+        # stage 2: source pixels -> taps in the (upsampled) prototype grid, crop offset included
+        rows0, rows1, wrow = np.empty(h, np.int64), np.empty(h, np.int64), np.empty(h, np.float32)
+        cols0, cols1, wcol = np.empty(w, np.int64), np.empty(w, np.int64), np.empty(w, np.float32)
+        _linear_taps(y0, y1, scale_y, crop_h, top, rows0, rows1, wrow)
+        _linear_taps(x0, x1, scale_x, crop_w, left, cols0, cols1, wcol)
+        u_r0, u_r1, u_c0, u_c1 = rows0[0], rows1[h - 1] + 1, cols0[0], cols1[w - 1] + 1
+        # stage 1 (when upsample > 1): the upsampled window -> taps in the prototype grid
+        urows0, urows1, uwrow = np.empty(u_r1 - u_r0, np.int64), np.empty(u_r1 - u_r0, np.int64), np.empty(u_r1 - u_r0, np.float32)
+        ucols0, ucols1, uwcol = np.empty(u_c1 - u_c0, np.int64), np.empty(u_c1 - u_c0, np.int64), np.empty(u_c1 - u_c0, np.float32)
+        if upsample > 1:
+            _linear_taps(u_r0, u_r1, scale_up, proto_h, 0, urows0, urows1, uwrow)
+            _linear_taps(u_c0, u_c1, scale_up, proto_w, 0, ucols0, ucols1, uwcol)
+            p_r0, p_r1, p_c0, p_c1 = urows0[0], urows1[-1] + 1, ucols0[0], ucols1[-1] + 1
+        else:
+            p_r0, p_r1, p_c0, p_c1 = u_r0, u_r1, u_c0, u_c1
+        # logits = coefficients . prototypes on the prototype window only
+        logits = np.zeros((p_r1 - p_r0, p_c1 - p_c0), np.float32)
+        for k in range(num_protos):
+            coef = coefs[i, k]
+            for r in range(p_r1 - p_r0):
+                for c in range(p_c1 - p_c0):
+                    logits[r, c] += coef * protos[k, p_r0 + r, p_c0 + c]
+        if upsample > 1:
+            window = np.empty((u_r1 - u_r0, u_c1 - u_c0), np.float32)
+            _resample(logits, p_r0, p_c0, urows0, urows1, uwrow, ucols0, ucols1, uwcol, window)
+        else:
+            window = logits
+        values = np.empty((h, w), np.float32)
+        _resample(window, u_r0, u_c0, rows0, rows1, wrow, cols0, cols1, wcol, values)
+        dst = out[offsets[i] : offsets[i + 1]]
+        for r in range(h):
+            for c in range(w):
+                dst[r * w + c] = 1 if values[r, c] > 0 else 0
+
+
+def masks_in_boxes(
+    protos: np.ndarray,
+    coefs: np.ndarray,
+    bounds: np.ndarray,
+    upsample: int,
+    crop: tuple[int, int, int, int],
+    out_shape: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Binary masks of N objects at source resolution, each only over its pixel box.
+
+    protos (nm, mh, mw) float32; coefs (N, nm) float32; bounds (N, 4) int64 pixel boxes
+    [x0, y0, x1, y1) in the source image (out_shape (H, W)); `upsample` and `crop`
+    (top, left, bottom, right in the upsampled prototype grid) from letterbox.mask_geometry.
+    Returns (flat uint8 0/1 buffer, offsets (N + 1,) int64): object i's mask is
+    flat[offsets[i]:offsets[i+1]].reshape(y1 - y0, x1 - x0).
+    """
+    protos = np.ascontiguousarray(protos, dtype=np.float32)
+    coefs = np.ascontiguousarray(coefs, dtype=np.float32)
+    bounds = np.ascontiguousarray(bounds, dtype=np.int64)
+    if protos.ndim != 3 or coefs.ndim != 2 or coefs.shape[1] != protos.shape[0]:
+        raise ValueError(f"protos must be (nm, mh, mw) and coefs (N, nm), got {protos.shape} and {coefs.shape}")
+    if bounds.shape != (coefs.shape[0], 4):
+        raise ValueError(f"bounds must be ({coefs.shape[0]}, 4), got {bounds.shape}")
+    out_h, out_w = out_shape
+    if len(bounds) and (bounds[:, :2].min() < 0 or bounds[:, 2].max() > out_w or bounds[:, 3].max() > out_h):
+        raise ValueError(f"bounds must lie inside the {out_w}x{out_h} image")
+    top, left, bottom, right = crop
+    if upsample not in (1, 2, 4) or not (0 <= top < bottom <= protos.shape[1] * upsample) or not (
+        0 <= left < right <= protos.shape[2] * upsample
+    ):
+        raise ValueError(f"bad upsample {upsample} or crop {crop} for prototypes {protos.shape}")
+    areas = np.maximum(bounds[:, 2] - bounds[:, 0], 0) * np.maximum(bounds[:, 3] - bounds[:, 1], 0)
+    offsets = np.zeros(len(bounds) + 1, np.int64)
+    np.cumsum(areas, out=offsets[1:])
+    flat = np.zeros(int(offsets[-1]), np.uint8)
+    crop_arr = np.array(crop, np.int64)
+    _masks_in_boxes(protos, coefs, bounds, int(upsample), crop_arr, int(out_h), int(out_w), offsets, flat)
+    return flat, offsets

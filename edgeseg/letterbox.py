@@ -1,0 +1,87 @@
+"""Letterbox geometry: source image <-> network input, exactly as Ultralytics computes it.
+
+Ultralytics rounds with Python's round() (half to even); so does this module.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where a (src_h, src_w) image lands in a (dst_h, dst_w) network input."""
+
+    src_shape: tuple[int, int]
+    dst_shape: tuple[int, int]
+    resized: tuple[int, int]  # (h, w) of the image after resizing, before padding
+    top: int
+    left: int
+
+    @classmethod
+    def fit(cls, src_shape: tuple[int, int], dst_shape: tuple[int, int], auto: bool = False, stride: int = 32) -> "Letterbox":
+        """Scale to fit `dst_shape` keeping the aspect ratio, pad equally on both sides.
+
+        auto=True pads only up to a multiple of `stride` (Ultralytics' minimum rectangle, used for
+        dynamic-shape models); the network input is then smaller than `dst_shape`.
+        """
+        h, w = src_shape
+        r = min(dst_shape[0] / h, dst_shape[1] / w)
+        new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
+        dw, dh = dst_shape[1] - new_w, dst_shape[0] - new_h
+        if auto:
+            dw, dh = dw % stride, dh % stride
+        top, bottom = round(dh / 2 - 0.1), round(dh / 2 + 0.1)
+        left, right = round(dw / 2 - 0.1), round(dw / 2 + 0.1)
+        return cls(src_shape, (new_h + top + bottom, new_w + left + right), (new_h, new_w), top, left)
+
+    def boxes_to_source(self, boxes: np.ndarray) -> np.ndarray:
+        """xyxy boxes (n, 4) float32 in network-input pixels -> source pixels, clipped to the image (new array).
+
+        As Ultralytics' scale_boxes: the gain is recomputed from the two shapes, per axis.
+        """
+        (h1, w1), (h0, w0) = self.dst_shape, self.src_shape
+        gain = min(h1 / h0, w1 / w0)
+        new_h, new_w = max(round(h0 * gain), 1), max(round(w0 * gain), 1)
+        pad_x, pad_y = round((w1 - new_w) / 2 - 0.1), round((h1 - new_h) / 2 - 0.1)
+        out = np.empty_like(boxes, dtype=np.float32)
+        out[:, [0, 2]] = (boxes[:, [0, 2]] - np.float32(pad_x)) / np.float32(new_w / w0)
+        out[:, [1, 3]] = (boxes[:, [1, 3]] - np.float32(pad_y)) / np.float32(new_h / h0)
+        out[:, [0, 2]] = out[:, [0, 2]].clip(0, w0)
+        out[:, [1, 3]] = out[:, [1, 3]].clip(0, h0)
+        return out
+
+
+def mask_geometry(proto_shape: tuple[int, int], image_shape: tuple[int, int]) -> tuple[int, tuple[int, int, int, int]]:
+    """How Ultralytics' process_mask_native maps prototypes to a source image.
+
+    Returns (upsample, (top, left, bottom, right)): prototypes are first upsampled bilinearly by
+    `upsample` (1, 2 or 4, the smallest that puts the letterbox padding on whole pixels), then the
+    crop removes the padding, then the crop is resized bilinearly to `image_shape`.
+    """
+    mh, mw = proto_shape
+    h, w = image_shape
+    gain = min(4 * mh / h, 4 * mw / w)
+    pad = (4 * mh - max(round(h * gain), 1)) | (4 * mw - max(round(w * gain), 1))
+    upsample = 4 // math.gcd(4, pad | pad // 2)
+    uh, uw = mh * upsample, mw * upsample
+    gain = min(uh / h, uw / w)
+    content_h, content_w = max(round(h * gain), 1), max(round(w * gain), 1)
+    top, left = round((uh - content_h) / 2 - 0.1), round((uw - content_w) / 2 - 0.1)
+    return upsample, (top, left, top + content_h, left + content_w)
+
+
+def box_pixels(boxes: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
+    """Pixel extent [x0, y0, x1, y1) (n, 4) int64 of float xyxy boxes: the pixels p with x1 <= p < x2.
+
+    This is Ultralytics' crop_mask rule (column r kept when r >= x1 and r < x2), so the masks cut
+    to these extents equal its cropped masks.
+    """
+    h, w = image_shape
+    px = np.ceil(boxes).astype(np.int64)
+    px[:, [0, 2]] = px[:, [0, 2]].clip(0, w)
+    px[:, [1, 3]] = px[:, [1, 3]].clip(0, h)
+    return px

@@ -1,0 +1,180 @@
+"""Results: one object per image, parallel NumPy arrays with the names Ultralytics users know.
+
+Indexing filters: r[r.boxes.conf > 0.5], r[:3], r[i] all return new Results.
+Masks are stored compactly: each object's mask covers only its pixel box.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+
+def _as_index(index: Any, n: int) -> np.ndarray:
+    """Any NumPy-style index (int, slice, bool mask, int array) -> int64 positions."""
+    if isinstance(index, (int, np.integer)):
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} objects")
+        return np.array([index % n], np.int64)
+    positions = np.arange(n)[index]
+    return np.atleast_1d(positions).astype(np.int64)
+
+
+def _check(name: str, array: np.ndarray, shape: tuple, dtype: Any) -> None:
+    if array.dtype != dtype or array.ndim != len(shape) or any(s is not None and a != s for a, s in zip(array.shape, shape)):
+        want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name} must be {want} {np.dtype(dtype)}, got {array.shape} {array.dtype}")
+
+
+@dataclass(frozen=True, eq=False)
+class Boxes:
+    """N boxes in source-image pixels: xyxy (N, 4) float32, conf (N,) float32, cls (N,) int64."""
+
+    xyxy: np.ndarray
+    conf: np.ndarray
+    cls: np.ndarray
+    orig_shape: tuple[int, int]
+    id: np.ndarray | None = None  # (N,) int64 track ids, when tracked
+
+    def __post_init__(self) -> None:
+        _check("xyxy", self.xyxy, (None, 4), np.float32)
+        n = len(self.xyxy)
+        _check("conf", self.conf, (n,), np.float32)
+        _check("cls", self.cls, (n,), np.int64)
+        if self.id is not None:
+            _check("id", self.id, (n,), np.int64)
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index: Any) -> "Boxes":
+        i = _as_index(index, len(self))
+        return Boxes(self.xyxy[i], self.conf[i], self.cls[i], self.orig_shape, None if self.id is None else self.id[i])
+
+    @property
+    def xywh(self) -> np.ndarray:
+        """Centre x, centre y, width, height (N, 4) float32."""
+        xy = (self.xyxy[:, :2] + self.xyxy[:, 2:]) / 2
+        return np.concatenate([xy, self.xyxy[:, 2:] - self.xyxy[:, :2]], axis=1)
+
+    @property
+    def xyxyn(self) -> np.ndarray:
+        """xyxy divided by the image width and height (N, 4) float32."""
+        h, w = self.orig_shape
+        return self.xyxy / np.array([w, h, w, h], np.float32)
+
+    @property
+    def xywhn(self) -> np.ndarray:
+        h, w = self.orig_shape
+        return self.xywh / np.array([w, h, w, h], np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class Masks:
+    """N binary masks at source resolution, each stored as the crop of its pixel box.
+
+    crops[i] (h_i, w_i) uint8 0/1 is object i's mask over [y0, y0 + h_i) x [x0, x0 + w_i), with
+    origins[i] = (x0, y0); every pixel outside that box is 0.
+    """
+
+    crops: tuple[np.ndarray, ...]
+    origins: np.ndarray  # (N, 2) int64 (x0, y0)
+    orig_shape: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        _check("origins", self.origins, (len(self.crops), 2), np.int64)
+        h, w = self.orig_shape
+        for crop, (x0, y0) in zip(self.crops, self.origins):
+            if crop.dtype != np.uint8 or crop.ndim != 2 or x0 < 0 or y0 < 0 or x0 + crop.shape[1] > w or y0 + crop.shape[0] > h:
+                raise ValueError(f"mask crop {crop.shape} {crop.dtype} at ({x0}, {y0}) does not fit a {w}x{h} image")
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def __getitem__(self, index: Any) -> "Masks":
+        i = _as_index(index, len(self))
+        return Masks(tuple(self.crops[k] for k in i), self.origins[i], self.orig_shape)
+
+    @property
+    def data(self) -> np.ndarray:
+        """Dense masks (N, H, W) uint8 0/1. Built on each access: keep the result if you need it twice."""
+        dense = np.zeros((len(self), *self.orig_shape), np.uint8)
+        for k, (crop, (x0, y0)) in enumerate(zip(self.crops, self.origins)):
+            dense[k, y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+        return dense
+
+    def dense(self, i: int) -> np.ndarray:
+        """Object i's mask as a full (H, W) uint8 0/1 array."""
+        out = np.zeros(self.orig_shape, np.uint8)
+        (x0, y0), crop = self.origins[i], self.crops[i]
+        out[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+        return out
+
+    @property
+    def areas(self) -> np.ndarray:
+        """Mask pixel counts (N,) int64."""
+        return np.array([int(np.count_nonzero(c)) for c in self.crops], np.int64)
+
+
+@dataclass(eq=False)
+class Results:
+    """The detections of one image. `speed` holds per-stage milliseconds for this image."""
+
+    orig_img: np.ndarray
+    path: str | None
+    names: dict[int, str]
+    boxes: Boxes
+    masks: Masks
+    speed: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.boxes) != len(self.masks):
+            raise ValueError(f"{len(self.boxes)} boxes but {len(self.masks)} masks")
+
+    @property
+    def orig_shape(self) -> tuple[int, int]:
+        return self.boxes.orig_shape
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __getitem__(self, index: Any) -> "Results":
+        i = _as_index(index, len(self))
+        return Results(self.orig_img, self.path, self.names, self.boxes[i], self.masks[i], self.speed)
+
+    def __iter__(self) -> Iterator["Results"]:
+        for k in range(len(self)):
+            yield self[k]
+
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for c in self.boxes.cls:
+            counts[self.names.get(int(c), str(c))] = counts.get(self.names.get(int(c), str(c)), 0) + 1
+        what = ", ".join(f"{n} {name}" for name, n in counts.items()) or "no objects"
+        h, w = self.orig_shape
+        return f"Results({self.path or 'array'}, {w}x{h}: {what})"
+
+    def to_coco(self, image_id: int | str | None = None, category_ids: Sequence[int] | None = None) -> list[dict]:
+        """COCO results: one dict per object with image_id, category_id, bbox [x, y, w, h], score and
+        segmentation as compressed RLE. `category_ids[cls]` maps classes to dataset ids (default: cls)."""
+        from .coco import encode_rle
+
+        if image_id is None:
+            image_id = Path(self.path).stem if self.path else 0
+            image_id = int(image_id) if isinstance(image_id, str) and image_id.isdigit() else image_id
+        xywh = self.boxes.xyxy.astype(np.float64)
+        xywh[:, 2:] -= xywh[:, :2]
+        out = []
+        for k in range(len(self)):
+            cls = int(self.boxes.cls[k])
+            out.append({
+                "image_id": image_id,
+                "category_id": int(category_ids[cls]) if category_ids is not None else cls,
+                "bbox": [round(float(v), 3) for v in xywh[k]],
+                "score": round(float(self.boxes.conf[k]), 5),
+                "segmentation": encode_rle(self.masks.crops[k], self.masks.origins[k], self.orig_shape),
+            })
+        return out

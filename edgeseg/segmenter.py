@@ -1,0 +1,181 @@
+"""Segmenter: a YOLO segmentation model file in, Results out."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from .backends import Backend, open_backend
+from .config import PredictConfig
+from .errors import ConfigError, NotSegmentationModelError
+from .metadata import ModelMetadata, class_names
+from .postprocess import decode_end2end, decode_raw, to_source
+from .preprocess import Preprocessor
+from .results import Results
+from .sources import expand_source, iter_images
+
+log = logging.getLogger("edgeseg")
+
+
+class Segmenter:
+    """Runs a YOLO11-seg (or NMS-in-graph, e.g. YOLO26-seg) ONNX model on images.
+
+    >>> seg = Segmenter("yolo11n-seg.onnx", conf=0.25)
+    >>> for r in seg("images/"):
+    ...     print(r.path, r.boxes.xyxy, r.masks.data.shape)
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        imgsz: int | tuple[int, int] | None = None,
+        max_det: int = 300,
+        classes: int | Iterable[int] | None = None,
+        agnostic_nms: bool = False,
+        providers: str | Iterable[str] = "auto",
+        multi_label: bool = False,
+        batch: int = 1,
+    ):
+        cfg = PredictConfig(conf=conf, iou=iou, imgsz=imgsz, max_det=max_det,
+                            classes=tuple(classes) if classes is not None and not isinstance(classes, int) else classes,
+                            agnostic_nms=agnostic_nms, multi_label=multi_label, batch=batch,
+                            providers=providers if isinstance(providers, str) else tuple(providers))
+        self._setup(model, cfg)
+
+    @classmethod
+    def from_config(cls, model: str | Path, config: PredictConfig) -> "Segmenter":
+        self = cls.__new__(cls)
+        self._setup(model, config)
+        return self
+
+    def _setup(self, model: str | Path, cfg: PredictConfig) -> None:
+        self.config = cfg
+        self.model_path = Path(model)
+        self.backend: Backend = open_backend(model, cfg.providers)
+        try:
+            self._inspect(self.backend, ModelMetadata.from_strings(self.backend.metadata))
+        except Exception:
+            self.backend.close()
+            raise
+
+    def _inspect(self, backend: Backend, meta: ModelMetadata) -> None:
+        name = self.model_path.name
+        meta.check_task(name)
+        shapes = [o.shape for o in backend.outputs]
+        if len(shapes) != 2 or sorted(len(s) for s in shapes) != [3, 4]:
+            raise NotSegmentationModelError(
+                f"{name} is not a YOLO segmentation model: it has outputs {shapes}, a segmentation model has two, "
+                "detections (B, 4 + nc + nm, anchors) or (B, max_det, 6 + nm), and prototypes (B, nm, mh, mw)")
+        self._det_index = 0 if len(shapes[0]) == 3 else 1
+        det_shape, proto_shape = shapes[self._det_index], shapes[1 - self._det_index]
+        nm = proto_shape[1]
+        if nm is None:
+            raise NotSegmentationModelError(f"{name}: the prototype count (output dim 1) must be fixed, got {proto_shape}")
+        rows, cols = det_shape[1], det_shape[2]
+        nc_meta = len(meta.names) if meta.names else None
+        if meta.end2end is not None:
+            self.end2end = meta.end2end
+        else:  # no metadata: an NMS-in-graph output is (B, K, 6 + nm) while a raw one is (B, 4 + nc + nm, A)
+            self.end2end = cols == 6 + nm and (rows is None or nc_meta is None or rows != 4 + nc_meta + nm)
+        if self.end2end:
+            if cols != 6 + nm:
+                raise NotSegmentationModelError(f"{name}: NMS-in-graph output must be (B, K, {6 + nm}), got {det_shape}")
+            num_classes = nc_meta or (80 if meta.names is None else 0)
+        else:
+            if rows is None or rows - 4 - nm < 1:
+                raise NotSegmentationModelError(f"{name}: detection output {det_shape} does not hold 4 box values, "
+                                                f"class scores and {nm} mask coefficients")
+            num_classes = rows - 4 - nm
+        self.num_classes = num_classes
+        self.num_protos = nm
+        self.names = class_names(meta, num_classes)
+        self.stride = meta.stride or 32
+
+        inp = backend.input
+        if len(inp.shape) != 4 or inp.shape[1] not in (3, None):
+            raise NotSegmentationModelError(f"{name}: input must be (B, 3, H, W), got {inp.shape}")
+        fixed_hw = inp.shape[2:] if None not in inp.shape[2:] else None
+        cfg = self.config
+        if fixed_hw is not None:
+            if cfg.imgsz is not None and cfg.imgsz != fixed_hw:
+                raise ConfigError(f"{name} takes a fixed {fixed_hw[0]}x{fixed_hw[1]} input; imgsz {cfg.imgsz} is not "
+                                  "possible (export with dynamic=True for other sizes)")
+            imgsz = tuple(fixed_hw)
+        else:
+            imgsz = cfg.imgsz or meta.imgsz or (640, 640)
+            rounded = tuple(math.ceil(v / self.stride) * self.stride for v in imgsz)
+            if rounded != tuple(imgsz):
+                log.warning("imgsz %s is not a multiple of stride %d, using %s", imgsz, self.stride, rounded)
+            imgsz = rounded
+        self.imgsz: tuple[int, int] = imgsz  # type: ignore[assignment]
+        self.fixed_batch = inp.shape[0]
+        self.batch_size = self.fixed_batch or cfg.batch
+        self._pre = Preprocessor(self.imgsz, inp.dtype, self.stride, dynamic=fixed_hw is None, batch=self.fixed_batch)
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return self.backend.providers
+
+    def __call__(self, source: Any) -> list[Results]:
+        return self.predict(source)
+
+    def predict(self, source: Any) -> list[Results]:
+        """Results for every image of `source`: path, folder, glob, array, or a list of these."""
+        return list(self.stream(source))
+
+    def stream(self, source: Any) -> Iterator[Results]:
+        """Like predict, one Results at a time (images are read lazily, batch by batch)."""
+        items = expand_source(source)
+        batch: list[tuple[str | None, np.ndarray]] = []
+        for item in iter_images(items):
+            batch.append(item)
+            if len(batch) == self.batch_size:
+                yield from self._run(batch)
+                batch = []
+        if batch:
+            yield from self._run(batch)
+
+    def _run(self, batch: list[tuple[str | None, np.ndarray]]) -> list[Results]:
+        t0 = time.perf_counter()
+        tensor, letterboxes = self._pre([image for _, image in batch])
+        t1 = time.perf_counter()
+        outputs = self.backend.infer(tensor)
+        t2 = time.perf_counter()
+        det, protos = outputs[self._det_index], outputs[1 - self._det_index]
+        results = []
+        for k, ((path, image), lb) in enumerate(zip(batch, letterboxes)):
+            pred = det[k].astype(np.float32, copy=False)
+            found = decode_end2end(pred, self.config) if self.end2end else decode_raw(pred, self.num_classes, self.config)
+            boxes, masks = to_source(found, protos[k].astype(np.float32, copy=False), lb)
+            results.append(Results(image, path, self.names, boxes, masks))
+        t3 = time.perf_counter()
+        n = len(batch)
+        speed = {"preprocess": (t1 - t0) * 1e3 / n, "inference": (t2 - t1) * 1e3 / n, "postprocess": (t3 - t2) * 1e3 / n}
+        for r in results:
+            r.speed = dict(speed)
+        return results
+
+    def warmup(self) -> None:
+        """One run on a blank image: creates the session's buffers and compiles (or loads) the kernels."""
+        self.predict(np.full((self.imgsz[0], self.imgsz[1], 3), 114, np.uint8))
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "Segmenter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        kind = "end-to-end" if self.end2end else "raw"
+        return (f"Segmenter({self.model_path.name}, {self.num_classes} classes, {kind} head, "
+                f"input {self.imgsz[0]}x{self.imgsz[1]}, {self.providers[0]})")
