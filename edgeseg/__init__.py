@@ -7,6 +7,7 @@ from .errors import (
     ModelFormatError,
     ModelNotFoundError,
     NotSegmentationModelError,
+    OutputError,
     ProviderError,
     SourceError,
 )
@@ -17,6 +18,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Boxes", "ConfigError", "EdgesegError", "Masks", "ModelFormatError", "ModelNotFoundError",
-    "NotSegmentationModelError", "PredictConfig", "ProviderError", "Results", "Segmenter", "SourceError",
+    "NotSegmentationModelError", "OutputError", "PredictConfig", "ProviderError", "Results", "Segmenter", "SourceError",
     "load_config",
 ]  # fmt: skip

@@ -27,3 +27,7 @@ class SourceError(EdgesegError):
 
 class ConfigError(EdgesegError, ValueError):
     """A setting has a wrong type or value."""
+
+
+class OutputError(EdgesegError):
+    """An output file or folder cannot be written."""

@@ -109,7 +109,10 @@ class Segmenter:
                                   "possible (export with dynamic=True for other sizes)")
             imgsz = tuple(fixed_hw)
         else:
-            imgsz = cfg.imgsz or meta.imgsz or (640, 640)
+            # Ultralytics runs a dynamic-shape model at its default 640 unless told otherwise (not at the
+            # export size in the metadata); doing the same keeps the two runtimes' results identical.
+            imgsz = cfg.imgsz or (640, 640)
+            log.info("%s takes any input size; running at %dx%d", name, *imgsz)
             rounded = tuple(math.ceil(v / self.stride) * self.stride for v in imgsz)
             if rounded != tuple(imgsz):
                 log.warning("imgsz %s is not a multiple of stride %d, using %s", imgsz, self.stride, rounded)

@@ -1,0 +1,47 @@
+"""Writing output files atomically: a temporary name in the same folder, then a rename."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .errors import OutputError
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Writes `data` to `path` so that readers see either the old file or the whole new one."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise
+    return path
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Encodes by the file's suffix (.jpg, .png, ...) and writes atomically."""
+    path = Path(path)
+    ok, encoded = cv2.imencode(path.suffix or ".png", image)
+    if not ok:
+        raise OutputError(f"cannot encode an image as {path.suffix!r} for {path}")
+    return write_bytes(path, encoded.tobytes())
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    return write_bytes(path, json.dumps(data, separators=(",", ":")).encode())
