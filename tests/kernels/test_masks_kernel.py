@@ -1,0 +1,250 @@
+"""Box-region masks against a full-frame NumPy reference and Ultralytics' process_mask_native; box scaling against
+scale_boxes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import naive  # noqa: E402
+
+from edgeseg.kernels.masks import masks_in_boxes  # noqa: E402
+from edgeseg.letterbox import Letterbox, box_pixels, mask_geometry  # noqa: E402
+from edgeseg.postprocess import Detections, to_source  # noqa: E402
+
+# (prototype grid, source image) pairs; the comment is the upsample mask_geometry picks
+CASES = [
+    ((160, 160), (500, 700)),  # 4
+    ((160, 160), (333, 517)),  # 2
+    ((160, 160), (640, 640)),  # 1
+    ((160, 160), (480, 640)),  # 1, padded rows
+    ((160, 160), (31, 97)),  # 4, tiny and odd
+    ((160, 160), (97, 31)),  # 4, the other orientation
+    ((160, 160), (2, 300)),  # 2, thin
+    ((160, 160), (1, 1)),  # 1
+    ((120, 160), (720, 1280)),  # a 480x640 model on a 16:9 image
+    ((40, 40), (333, 517)),  # 4
+    ((24, 40), (64, 64)),  # 1, the prototype grid is padded, not the image
+    ((20, 32), (333, 517)),  # 2
+    ((20, 32), (97, 31)),  # 4
+]
+# the fraction of a box's pixels allowed to differ from Ultralytics (float sums in another order than BLAS)
+MAX_MISMATCH = 1e-4
+
+
+def random_boxes(rng: np.random.Generator, n: int, shape: tuple[int, int]) -> np.ndarray:
+    """(n, 4) float32 xyxy boxes clipped to the image, as boxes_to_source returns them: some partly outside before the
+    clip, some on the border, some zero-area, some sub-pixel."""
+    h, w = shape
+    x1, y1 = rng.uniform(-0.2 * w, w, n), rng.uniform(-0.2 * h, h, n)
+    boxes = np.stack([x1, y1, x1 + rng.uniform(0, 0.8 * w, n), y1 + rng.uniform(0, 0.8 * h, n)], axis=1)
+    special = [
+        [0, 0, w, h],  # the whole image
+        [-10, -10, w + 10, h + 10],  # larger than the image
+        [w / 2, h / 2, w / 2, h / 2],  # zero area
+        [w / 3, 0, w / 3, h],  # zero width
+        [w / 4 + 0.2, h / 4 + 0.2, w / 4 + 0.7, h / 4 + 0.7],  # sub-pixel: usually no whole pixel inside
+        [np.floor(w / 4), np.floor(h / 4), np.floor(w / 4) + 0.5, np.floor(h / 4) + 0.5],  # exactly one pixel
+        [w - 0.5, h - 0.5, w, h],  # the bottom-right corner
+        [0, h - 1, w, h],  # the last row
+    ]
+    boxes = np.concatenate([boxes, np.array(special, np.float64)])
+    return boxes.clip(0, [w, h, w, h]).astype(np.float32)
+
+
+def random_prototypes(rng: np.random.Generator, grid: tuple[int, int], nm: int = 32) -> np.ndarray:
+    """Noise plus smooth blobs: many sign changes, so that interpolation errors would show."""
+    noise = rng.normal(0, 1, (nm, *grid))
+    yy, xx = np.mgrid[: grid[0], : grid[1]] / max(grid)
+    blobs = np.sin(rng.uniform(2, 12, (nm, 1, 1)) * xx + rng.uniform(0, 6, (nm, 1, 1))) * np.cos(
+        rng.uniform(2, 12, (nm, 1, 1)) * yy)
+    return (0.5 * noise + 2 * blobs).astype(np.float32)
+
+
+def place(flat: np.ndarray, offsets: np.ndarray, bounds: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The kernel's box crops placed in full frames (N, H, W) uint8."""
+    dense = np.zeros((len(bounds), *shape), np.uint8)
+    for i, (x0, y0, x1, y1) in enumerate(bounds):
+        dense[i, y0:y1, x0:x1] = flat[offsets[i] : offsets[i + 1]].reshape(y1 - y0, x1 - x0)
+    return dense
+
+
+def kernel_masks(protos, coefs, boxes, shape) -> np.ndarray:
+    upsample, crop = mask_geometry(protos.shape[1:], shape)
+    bounds = box_pixels(boxes, shape)
+    flat, offsets = masks_in_boxes(protos, coefs, bounds, upsample, crop, shape)
+    assert flat.dtype == np.uint8 and set(np.unique(flat)) <= {0, 1}
+    np.testing.assert_array_equal(np.diff(offsets), (bounds[:, 2] - bounds[:, 0]) * (bounds[:, 3] - bounds[:, 1]))
+    return place(flat, offsets, bounds, shape)
+
+
+def ultralytics_masks(protos, coefs, boxes, shape) -> np.ndarray:
+    torch = pytest.importorskip("torch")
+    from ultralytics.utils.ops import process_mask_native
+
+    return process_mask_native(torch.from_numpy(protos), torch.from_numpy(coefs), torch.from_numpy(boxes), shape).numpy()
+
+
+# --- geometry ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("image_shape, upsample", [((500, 700), 4), ((333, 517), 2), ((640, 640), 1), ((480, 640), 1),
+                                                   ((720, 1280), 1), ((31, 97), 4), ((2, 300), 2), ((1, 1), 1)])
+def test_mask_geometry_upsample_for_a_160_grid(image_shape, upsample):
+    assert mask_geometry((160, 160), image_shape)[0] == upsample
+
+
+def test_mask_geometry_matches_ultralytics_formulas():
+    rng = np.random.default_rng(0)
+    grids = [(160, 160), (120, 160), (160, 120), (80, 80), (40, 40), (24, 40), (20, 32)]
+    shapes = [tuple(int(v) for v in s) for s in rng.integers(1, 2500, (60, 2))] + [(1, 1), (1, 4000), (4000, 1)]
+    for grid in grids:
+        for shape in shapes:
+            upsample, (top, left, bottom, right) = mask_geometry(grid, shape)
+            assert (upsample, (top, left, bottom, right)) == naive.mask_geometry(grid, shape), (grid, shape)
+            assert 0 <= top < bottom <= grid[0] * upsample and 0 <= left < right <= grid[1] * upsample
+
+
+def test_box_pixels_is_the_crop_mask_rule():
+    # Ultralytics keeps column c when x1 <= c < x2 (and rows alike); box_pixels must give exactly that range
+    rng = np.random.default_rng(1)
+    shape = (37, 53)
+    boxes = np.concatenate([rng.uniform(-5, 60, (500, 4)),  # anything, including reversed and outside boxes
+                            rng.integers(-2, 56, (200, 4)),  # whole numbers: the edge cases of the rule
+                            rng.integers(0, 55, (100, 4)) + np.float32(0.5)]).astype(np.float32)
+    px = box_pixels(boxes, shape)
+    assert px.dtype == np.int64
+    cols, rows = np.arange(shape[1], dtype=np.float32), np.arange(shape[0], dtype=np.float32)
+    for box, (x0, y0, x1, y1) in zip(boxes, px):
+        kept_cols = np.flatnonzero((cols >= box[0]) & (cols < box[2]))
+        kept_rows = np.flatnonzero((rows >= box[1]) & (rows < box[3]))
+        assert 0 <= x0 <= shape[1] and 0 <= y0 <= shape[0] and 0 <= x1 <= shape[1] and 0 <= y1 <= shape[0]
+        np.testing.assert_array_equal(kept_cols, np.arange(x0, x1))
+        np.testing.assert_array_equal(kept_rows, np.arange(y0, y1))
+
+
+# --- masks_in_boxes ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("grid, shape", CASES, ids=[f"{g[0]}x{g[1]}-{s[0]}x{s[1]}" for g, s in CASES])
+def test_masks_in_boxes_matches_the_full_frame_numpy_reference(grid, shape):
+    rng = np.random.default_rng(grid[0] + shape[0] * 7 + shape[1])
+    protos = random_prototypes(rng, grid)
+    boxes = random_boxes(rng, 10, shape)
+    coefs = rng.normal(0, 0.4, (len(boxes), 32)).astype(np.float32)
+    ours = kernel_masks(protos, coefs, boxes, shape)
+    expected = naive.masks_full_frame(protos, coefs, boxes, shape)
+    # the reference sums the prototypes in the kernel's order, so nothing may differ
+    np.testing.assert_array_equal(ours, expected)
+    if min(shape) > 2:
+        assert expected.any(axis=(1, 2)).sum() >= 5  # the test has real masks in it
+
+
+@pytest.mark.parametrize("grid, shape", CASES, ids=[f"{g[0]}x{g[1]}-{s[0]}x{s[1]}" for g, s in CASES])
+def test_masks_in_boxes_matches_ultralytics_process_mask_native(grid, shape):
+    rng = np.random.default_rng(1000 + grid[1] + shape[0] * 3 + shape[1])
+    protos = random_prototypes(rng, grid)
+    boxes = random_boxes(rng, 10, shape)
+    coefs = rng.normal(0, 0.4, (len(boxes), 32)).astype(np.float32)
+    ours = kernel_masks(protos, coefs, boxes, shape)
+    expected = ultralytics_masks(protos, coefs, boxes, shape)
+    assert ours.shape == expected.shape
+    bounds = box_pixels(boxes, shape)
+    areas = (bounds[:, 2] - bounds[:, 0]) * (bounds[:, 3] - bounds[:, 1])
+    mismatches = (ours != expected).sum(axis=(1, 2))
+    # measured: no pixel differs in any of these cases; allow a few, as BLAS may sum in another order
+    assert (mismatches <= np.maximum(1, MAX_MISMATCH * areas)).all(), f"mismatching pixels per box {mismatches.tolist()}"
+
+
+def test_masks_in_boxes_zero_area_and_empty_inputs():
+    rng = np.random.default_rng(2)
+    protos = random_prototypes(rng, (40, 40), nm=8)
+    coefs = rng.normal(size=(3, 8)).astype(np.float32)
+    bounds = np.array([[5, 5, 5, 9], [0, 0, 0, 0], [3, 4, 3, 4]], np.int64)
+    flat, offsets = masks_in_boxes(protos, coefs, bounds, 1, (0, 0, 40, 40), (40, 40))
+    assert flat.shape == (0,) and offsets.tolist() == [0, 0, 0, 0]
+    flat, offsets = masks_in_boxes(protos, np.empty((0, 8), np.float32), np.empty((0, 4), np.int64), 1, (0, 0, 40, 40),
+                                   (40, 40))
+    assert flat.shape == (0,) and offsets.tolist() == [0]
+
+
+def test_masks_in_boxes_one_pixel_boxes_equal_the_full_frame():
+    rng = np.random.default_rng(3)
+    shape = (333, 517)
+    protos = random_prototypes(rng, (160, 160))
+    ys, xs = rng.integers(0, shape[0], 40), rng.integers(0, shape[1], 40)
+    boxes = np.stack([xs, ys, xs + 1, ys + 1], axis=1).astype(np.float32)
+    boxes[:4] = [[0, 0, 1, 1], [516, 0, 517, 1], [0, 332, 1, 333], [516, 332, 517, 333]]  # the four corners
+    coefs = rng.normal(0, 0.4, (40, 32)).astype(np.float32)
+    np.testing.assert_array_equal(kernel_masks(protos, coefs, boxes, shape), naive.masks_full_frame(protos, coefs, boxes, shape))
+
+
+@pytest.mark.parametrize("protos_shape, coefs_shape, bounds, upsample, crop", [
+    ((8, 40, 40), (1, 7), [[0, 0, 4, 4]], 1, (0, 0, 40, 40)),  # coefficient count != prototype count
+    ((40, 40), (1, 8), [[0, 0, 4, 4]], 1, (0, 0, 40, 40)),  # prototypes not 3-D
+    ((8, 40, 40), (2, 8), [[0, 0, 4, 4]], 1, (0, 0, 40, 40)),  # one box for two objects
+    ((8, 40, 40), (1, 8), [[-1, 0, 4, 4]], 1, (0, 0, 40, 40)),  # box off the left
+    ((8, 40, 40), (1, 8), [[0, 0, 4, 101]], 1, (0, 0, 40, 40)),  # box off the bottom
+    ((8, 40, 40), (1, 8), [[0, 0, 4, 4]], 3, (0, 0, 40, 40)),  # upsample 3
+    ((8, 40, 40), (1, 8), [[0, 0, 4, 4]], 1, (0, 0, 41, 40)),  # crop past the grid
+    ((8, 40, 40), (1, 8), [[0, 0, 4, 4]], 2, (5, 0, 5, 80)),  # empty crop
+])
+def test_masks_in_boxes_rejects_bad_arguments(protos_shape, coefs_shape, bounds, upsample, crop):
+    with pytest.raises(ValueError, match="must|bad upsample"):
+        masks_in_boxes(np.zeros(protos_shape, np.float32), np.zeros(coefs_shape, np.float32),
+                       np.array(bounds, np.int64), upsample, crop, (100, 100))
+
+
+# --- boxes and the whole to_source step against Ultralytics ------------------------------------------------------------
+
+@pytest.mark.parametrize("imgsz", [(640, 640), (480, 640), (384, 640)])
+@pytest.mark.parametrize("auto", [False, True])
+def test_boxes_to_source_matches_ultralytics_scale_boxes(imgsz, auto):
+    torch = pytest.importorskip("torch")
+    from ultralytics.utils.ops import scale_boxes
+
+    rng = np.random.default_rng(imgsz[0] + auto)
+    shapes = [(1, 1), (1, 1000), (2, 3), (37, 53), (479, 641), (720, 1280), (1280, 720), (333, 517), (3000, 2),
+              (500, 700)] + [tuple(int(v) for v in s) for s in rng.integers(1, 2000, (10, 2))]
+    for shape in shapes:
+        lb = Letterbox.fit(shape, imgsz, auto=auto)
+        h, w = lb.dst_shape
+        boxes = rng.uniform(-50, max(h, w) + 50, (200, 4)).astype(np.float32)  # some outside: they get clipped
+        boxes[:, 2:] = boxes[:, :2] + np.abs(boxes[:, 2:] - boxes[:, :2])
+        before = boxes.copy()
+        ours = lb.boxes_to_source(boxes)
+        np.testing.assert_array_equal(boxes, before)  # a new array; the input is left alone
+        assert ours.dtype == np.float32
+        expected = scale_boxes(lb.dst_shape, torch.from_numpy(boxes.copy()), shape).numpy()
+        np.testing.assert_array_equal(ours, expected, err_msg=f"{shape} in {lb.dst_shape}")
+
+
+def test_to_source_matches_ultralytics_retina_masks():
+    """to_source against what Ultralytics' SegmentationPredictor does with retina_masks=True: scale_boxes,
+    process_mask_native, then drop objects whose mask is empty."""
+    torch = pytest.importorskip("torch")
+    from ultralytics.utils.ops import process_mask_native, scale_boxes
+
+    rng = np.random.default_rng(4)
+    for shape in [(500, 700), (333, 517), (1080, 1920), (97, 31)]:
+        lb = Letterbox.fit(shape, (640, 640))
+        protos = random_prototypes(rng, (160, 160))
+        n = 25
+        xy = rng.uniform(-20, 640, (n, 2))
+        xyxy = np.concatenate([xy, xy + rng.uniform(0, 200, (n, 2))], axis=1).astype(np.float32)
+        xyxy[0] = [300, 310, 300, 330]  # zero width: an empty mask, dropped
+        coefs = rng.normal(0, 0.4, (n, 32)).astype(np.float32)
+        coefs[1] = 0  # all-zero logits, never > 0: an empty mask, dropped
+        det = Detections(xyxy, rng.random(n).astype(np.float32), rng.integers(0, 80, n), coefs)
+        boxes, masks = to_source(det, protos, lb)
+
+        ul_boxes = scale_boxes(lb.dst_shape, torch.from_numpy(xyxy.copy()), shape)
+        ul_masks = process_mask_native(torch.from_numpy(protos), torch.from_numpy(coefs), ul_boxes, shape)
+        keep = (ul_masks.amax((-2, -1)) > 0).numpy()
+        assert not keep[0] and not keep[1] and keep.sum() > 5
+        np.testing.assert_array_equal(boxes.xyxy, ul_boxes.numpy()[keep])
+        np.testing.assert_array_equal(boxes.conf, det.conf[keep])
+        np.testing.assert_array_equal(boxes.cls, det.cls[keep])
+        np.testing.assert_array_equal(masks.data, ul_masks.numpy()[keep])
