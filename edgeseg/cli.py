@@ -6,11 +6,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import __version__
 from .config import PredictConfig, load_config, parse_imgsz
 from .errors import ConfigError, EdgesegError
+
+if TYPE_CHECKING:
+    from .results import Results
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -26,6 +29,39 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("predict", help="segment images", description="Segment images with a YOLO-seg ONNX model.")
+    _add_model_options(p)
+    p.add_argument("--save-dir", type=Path, help="write annotated images here")
+    p.add_argument("--save-json", type=Path, help="write COCO results for all images to this file")
+    _add_output_options(p)
+
+    p = commands.add_parser("isolate", help="cut each object out of its image",
+                            description="Cut every detected object out of its image: one PNG per object, "
+                                        "named {image}_{class}-{index}.png.")
+    _add_model_options(p)
+    p.add_argument("--save-dir", type=Path, required=True, help="write the cut-outs here")
+    p.add_argument("--background", choices=("black", "transparent"), default="black",
+                   help="black: BGR on black; transparent: PNG with alpha (default black)")
+    crop = p.add_mutually_exclusive_group()
+    crop.add_argument("--crop", dest="crop", action="store_true", default=True, help="crop to the object's box (default)")
+    crop.add_argument("--full", dest="crop", action="store_false", help="keep the full frame size")
+    p.add_argument("--method", choices=("mask", "contour"), default="mask",
+                   help="cut along the mask (default) or along its filled outline (the contour recipe)")
+    p.add_argument("--save-mask", action="store_true", help="also write each binary mask as ..._mask.png")
+    p.add_argument("--save-crop", action="store_true", help="also write each box crop with its background as ..._crop.png")
+    _add_output_options(p)
+
+    p = commands.add_parser("demo", help="run the built-in demo (no arguments, no network)",
+                            description="Segment a few synthetic scenes with the demo model shipped in the package "
+                                        "and write annotated images, isolated objects and a timing summary.")
+    p.add_argument("--out", type=Path, help="output folder (default: a new runs/demo folder)")
+    p.add_argument("--images", type=int, default=4, help="number of demo scenes (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the demo scenes (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="ONNX model file")
     p.add_argument("--source", required=True, nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--config", help="YAML settings file (e.g. configs/default.yaml); flags override it")
@@ -40,12 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     device = p.add_mutually_exclusive_group()
     device.add_argument("--device", help="cpu, cuda, cuda:N or tensorrt")
     device.add_argument("--providers", help="onnxruntime providers in order, comma-separated, or auto")
-    p.add_argument("--save-dir", type=Path, help="write annotated images here")
-    p.add_argument("--save-json", type=Path, help="write COCO results for all images to this file")
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="one line per image")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    return parser
 
 
 def parse_imgsz_arg(text: str) -> tuple[int, int]:
@@ -68,40 +104,56 @@ def predict_config(args: argparse.Namespace) -> PredictConfig:
                        providers=providers)
 
 
-def run_predict(args: argparse.Namespace) -> int:
-    from .draw import plot
-    from .files import write_image, write_json
+def _segment_each(args: argparse.Namespace, handle: Callable[[int, str, "Results"], None]) -> tuple[int, int, dict, str]:
+    """Runs the model over the source with a progress bar, calling handle(k, file name, result) for each image.
+
+    Returns (images, objects, total ms by stage, provider)."""
     from .progress import Progress
     from .segmenter import Segmenter
     from .sources import expand_source
 
     cfg = predict_config(args)
     items = expand_source(args.source)
-    coco: list[dict] = []
     totals = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
     objects = 0
-    with Segmenter.from_config(args.model, cfg) as seg, Progress(len(items), "predict", enabled=not args.quiet and len(items) > 1) as bar:
+    with Segmenter.from_config(args.model, cfg) as seg, \
+            Progress(len(items), args.command, enabled=not args.quiet and len(items) > 1) as bar:
         for k, r in enumerate(seg.stream(items)):
             objects += len(r)
             for stage in totals:
                 totals[stage] += r.speed[stage]
-            name = Path(r.path).name if r.path else f"image{k}.jpg"
-            if args.save_dir:
-                write_image(args.save_dir / name, plot(r))
-            if args.save_json:
-                records = r.to_coco(image_id=k if r.path is None else None)
-                for rec in records:
-                    rec["file_name"] = name
-                coco.extend(records)
+            handle(k, Path(r.path).name if r.path else f"image{k}.jpg", r)
             if args.verbose:
-                print(f"{k + 1}/{len(items)} {r!r} {sum(r.speed.values()):.1f} ms", file=sys.stderr if not args.quiet else sys.stdout)
+                print(f"{k + 1}/{len(items)} {r!r} {sum(r.speed.values()):.1f} ms", file=sys.stderr)
             bar.update()
+    return len(items), objects, totals, seg.providers[0]
+
+
+def _summary(images: int, objects: int, totals: dict, provider: str) -> str:
+    per = ", ".join(f"{stage} {t / images:.1f}" for stage, t in totals.items())
+    return f"{images} images, {objects} objects; ms per image: {per}; on {provider}"
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from .draw import plot
+    from .files import write_image, write_json
+
+    coco: list[dict] = []
+
+    def handle(k: int, name: str, r: "Results") -> None:
+        if args.save_dir:
+            write_image(args.save_dir / name, plot(r))
+        if args.save_json:
+            records = r.to_coco(image_id=k if r.path is None else None)
+            for rec in records:
+                rec["file_name"] = name
+            coco.extend(records)
+
+    counts = _segment_each(args, handle)
     if args.save_json:
         write_json(args.save_json, coco)
     if not args.quiet:
-        n = len(items)
-        per = ", ".join(f"{stage} {t / n:.1f}" for stage, t in totals.items())
-        print(f"{n} images, {objects} objects; ms per image: {per}; on {seg.providers[0]}")
+        print(_summary(*counts))
         if args.save_dir:
             print(f"annotated images in {args.save_dir}")
         if args.save_json:
@@ -109,14 +161,40 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_isolate(args: argparse.Namespace) -> int:
+    from .isolate import IsolateOptions
+
+    options = IsolateOptions(args.background, args.crop, args.method)  # checked before the model loads
+    written: list[Path] = []
+
+    def handle(k: int, name: str, r: "Results") -> None:
+        written.extend(r.save_isolated(args.save_dir, **vars(options), save_mask=args.save_mask,
+                                       save_crop=args.save_crop, stem=None if r.path else Path(name).stem))
+
+    counts = _segment_each(args, handle)
+    if not args.quiet:
+        print(_summary(*counts))
+        print(f"{len(written)} files in {args.save_dir}")
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo as demo
+
+    report = demo(args.out, images=args.images, seed=args.seed, progress=not args.quiet)
+    print(report.format())
+    return 0
+
+
+COMMANDS = {"predict": run_predict, "isolate": run_isolate, "demo": run_demo}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(message)s", level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     try:
-        if args.command == "predict":
-            return run_predict(args)
-        parser.error(f"unknown command {args.command}")
+        return COMMANDS[args.command](args)
     except EdgesegError as e:
         if args.debug:
             raise
@@ -130,7 +208,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"edgeseg: unexpected error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ import numpy as np
 
 from .errors import OutputError
 
+# mkstemp creates files readable by their owner only; outputs get the usual permissions instead
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
     """Writes `data` to `path` so that readers see either the old file or the whole new one."""
@@ -25,6 +29,7 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)

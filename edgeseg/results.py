@@ -83,6 +83,7 @@ class Masks:
     crops: tuple[np.ndarray, ...]
     origins: np.ndarray  # (N, 2) int64 (x0, y0)
     orig_shape: tuple[int, int]
+    _xy: list[np.ndarray] | None = field(default=None, init=False, repr=False)  # outlines, traced on first use
 
     def __post_init__(self) -> None:
         _check("origins", self.origins, (len(self.crops), 2), np.int64)
@@ -112,6 +113,25 @@ class Masks:
         (x0, y0), crop = self.origins[i], self.crops[i]
         out[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
         return out
+
+    def contours(self, strategy: str = "largest") -> list[np.ndarray]:
+        """Each object's outline, (K, 2) float32 source pixels, traced on its crop: see contours.object_polygon."""
+        from .contours import object_polygon
+
+        return [object_polygon(crop, origin, strategy) for crop, origin in zip(self.crops, self.origins)]
+
+    @property
+    def xy(self) -> list[np.ndarray]:
+        """Outlines (K, 2) float32 in source pixels, the largest outer contour of each object; (0, 2) if empty."""
+        if self._xy is None:
+            object.__setattr__(self, "_xy", self.contours("largest"))
+        return self._xy  # type: ignore[return-value]
+
+    @property
+    def xyn(self) -> list[np.ndarray]:
+        """xy divided by the image width and height."""
+        h, w = self.orig_shape
+        return [p / np.array([w, h], np.float32) for p in self.xy]
 
     @property
     def areas(self) -> np.ndarray:
@@ -156,6 +176,20 @@ class Results:
         what = ", ".join(f"{n} {name}" for name, n in counts.items()) or "no objects"
         h, w = self.orig_shape
         return f"Results({self.path or 'array'}, {w}x{h}: {what})"
+
+    def isolate(self, background: str = "black", crop: bool = True, source: str = "mask") -> list[np.ndarray]:
+        """Each object cut out of orig_img: (h, w, 3) BGR on black or (h, w, 4) BGRA on transparent, cropped
+        to its integer box or full-frame; `source="contour"` fills the outline (masks.xy) instead of the mask."""
+        from .isolate import isolate
+
+        return isolate(self, background, crop, source)
+
+    def save_isolated(self, folder: str | Path, background: str = "black", crop: bool = True, source: str = "mask",
+                      save_mask: bool = False, save_crop: bool = False, stem: str | None = None) -> list[Path]:
+        """Writes each cut-out as `{stem}_{label}-{index}.png` in `folder` (see isolate.save_isolated)."""
+        from .isolate import save_isolated
+
+        return save_isolated(self, folder, background, crop, source, save_mask, save_crop, stem)
 
     def to_coco(self, image_id: int | str | None = None, category_ids: Sequence[int] | None = None) -> list[dict]:
         """COCO results: one dict per object with image_id, category_id, bbox [x, y, w, h], score and

@@ -136,3 +136,55 @@ def masks_full_frame(protos, coefs, boxes, image_shape):
         inside = (cols >= x1) & (cols < x2) & (rows >= y1) & (rows < y2)
         out[i] = (values > 0) & inside
     return out
+
+
+def _edges_top_down(polygons, number):
+    """(x_top, y_top, x_bottom, y_bottom, winding) of every non-horizontal edge, the closing ones included, with
+    coordinates converted by `number` (float or int); winding is +1 for an edge that goes down, -1 up."""
+    for polygon in polygons:
+        vertices = np.asarray(polygon).reshape(-1, 2)
+        for (xa, ya), (xb, yb) in zip(np.roll(vertices, 1, axis=0), vertices):
+            xa, ya, xb, yb = number(xa), number(ya), number(xb), number(yb)
+            if ya < yb:
+                yield xa, ya, xb, yb, 1
+            elif ya > yb:
+                yield xb, yb, xa, ya, -1
+
+
+def fill_polygons_centres(polygons, shape, rule="evenodd", offset=(0, 0)):
+    """(H, W) uint8: pixel (x, y) is 1 when the point (x0 + x, y0 + y) is inside the float polygons.
+
+    An edge crosses row y when y_top <= y < y_bottom, at x_top + (y - y_top) * slope (float64, the kernel's formula).
+    The point is inside when the crossings at or left of it are odd in number (evenodd) or their windings (+1 for an
+    edge going down, -1 up) do not sum to zero (nonzero).
+    """
+    h, w = shape
+    rows = (offset[1] + np.arange(h, dtype=np.float64))[:, None]
+    cols = (offset[0] + np.arange(w, dtype=np.float64))[None, :]
+    crossed = np.zeros(shape, np.int64)
+    for xt, yt, xb, yb, winding in _edges_top_down(polygons, float):
+        crossing = xt + (rows - yt) * ((xb - xt) / (yb - yt))
+        crossed += ((yt <= rows) & (rows < yb) & (crossing <= cols)) * (winding if rule == "nonzero" else 1)
+    inside = crossed % 2 == 1 if rule == "evenodd" else crossed != 0
+    return inside.astype(np.uint8)
+
+
+def fill_polygons_fixed_point(polygons, shape, rule="evenodd", offset=(0, 0)):
+    """(H, W) uint8 interior of integer polygons as OpenCV's fillPoly scans it (its outline lines not included).
+
+    An edge from its top (xt, yt) to its bottom (xb, yb) crosses rows yt <= y < yb at
+    X = xt * 2**16 + (y - yt) * trunc((xb - xt) * 2**16 / (yb - yt)). Pixel x is 1 when a crossing is exactly at
+    x * 2**16, or when the crossings left of it are odd in number (evenodd) / have a non-zero winding sum (nonzero).
+    """
+    h, w = shape
+    rows = offset[1] + np.arange(h, dtype=np.int64)[:, None]
+    centres = (offset[0] + np.arange(w, dtype=np.int64)[None, :]) * 65536
+    left, on = np.zeros(shape, np.int64), np.zeros(shape, bool)
+    for xt, yt, xb, yb, winding in _edges_top_down(polygons, int):
+        slope = abs((xb - xt) * 65536) // (yb - yt) * (1 if xb >= xt else -1)  # C division: towards zero
+        crossing = xt * 65536 + (rows - yt) * slope
+        spans = (yt <= rows) & (rows < yb)
+        left += (spans & (crossing < centres)) * (winding if rule == "nonzero" else 1)
+        on |= spans & (crossing == centres)
+    inside = left % 2 == 1 if rule == "evenodd" else left != 0
+    return (inside | on).astype(np.uint8)

@@ -121,3 +121,38 @@ def test_version_and_usage_errors():
     script = shutil.which("edgeseg")  # the console script that pip installs
     assert script and subprocess.run([script, "--version"], capture_output=True, text=True).stdout.startswith("edgeseg ")
     assert edgeseg("predict").returncode == 2  # argparse: --model and --source are required
+
+
+def test_isolate_writes_one_png_per_object(shapes_onnx, few_images, tmp_path):
+    from edgeseg import Segmenter
+
+    out = tmp_path / "cutouts"
+    done = edgeseg("isolate", "--model", shapes_onnx, "--source", few_images, "--save-dir", out,
+                   "--background", "transparent", "--save-mask", "--save-crop", "--quiet")
+    assert done.returncode == 0, done.stderr
+    results = Segmenter(shapes_onnx)(few_images)
+    expected = {f"{Path(r.path).stem}_{r.names[int(c)]}-{k}{suffix}.png"
+                for r in results for k, c in enumerate(r.boxes.cls) for suffix in ("", "_mask", "_crop")}
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected)  # nothing else, no temporary files
+    r = results[0]
+    first = cv2.imread(str(out / f"{Path(r.path).stem}_{r.names[int(r.boxes.cls[0])]}-0.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(first, r.isolate("transparent")[0])
+
+
+def test_isolate_full_frame_on_black_from_contours(shapes_onnx, few_images, tmp_path):
+    out = tmp_path / "full"
+    done = edgeseg("isolate", "--model", shapes_onnx, "--source", few_images / "00000.jpg", "--save-dir", out,
+                   "--full", "--method", "contour")
+    assert done.returncode == 0, done.stderr
+    assert "files in" in done.stdout
+    files = list(out.iterdir())
+    assert files and all(cv2.imread(str(p), cv2.IMREAD_UNCHANGED).shape == (320, 320, 3) for p in files)
+
+
+def test_isolate_bad_options(shapes_onnx, few_images, tmp_path):
+    done = edgeseg("isolate", "--model", shapes_onnx, "--source", few_images, "--save-dir", tmp_path / "o",
+                   "--background", "white")
+    assert done.returncode == 2 and "invalid choice" in done.stderr  # argparse rejects it before anything runs
+    done = edgeseg("isolate", "--model", tmp_path / "missing.onnx", "--source", few_images, "--save-dir", tmp_path / "o")
+    assert done.returncode == 1 and done.stderr.strip().startswith("edgeseg: error: model file not found")
+    assert not (tmp_path / "o").exists()
