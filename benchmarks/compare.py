@@ -2,9 +2,14 @@
 
     python benchmarks/compare.py [--iters N] [--warmup N] [--json out.json]
 
-Everything runs in one process, interleaved: each iteration runs every contender once on every
+Everything runs in one process, interleaved: each iteration gives every contender a turn on every
 scene, in an order that rotates, so drift on a shared machine hits all contenders alike. Ratios
 are medians of per-iteration ratios (the two numbers of a pair were measured moments apart).
+
+Each turn starts with one untimed call. ONNX Runtime's worker threads keep spinning for a while
+after a run, so the first run of a session right after another session's run shares the cores with
+those spinning threads and takes about 1.6x as long on this 2-core machine, whoever it is. An
+application runs one session, so the settled calls are the ones that say how fast each side is.
 """
 
 from __future__ import annotations
@@ -97,6 +102,7 @@ def measure(runs: dict[str, dict[str, Run]], iters: int, warmup: int) -> dict[st
             order = list(contenders)
             shift = (it + k) % len(order)
             for who in order[shift:] + order[:shift]:
+                contenders[who]()  # settles: lets the previous session's threads stop spinning (see top)
                 record = contenders[who]()
                 if it >= warmup:
                     samples[name][who].append(record)

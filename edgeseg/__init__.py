@@ -11,6 +11,7 @@ from .errors import (
     ProviderError,
     SourceError,
 )
+from .kernels.raster import fill_polygons
 from .results import Boxes, Masks, Results
 from .segmenter import Segmenter
 
@@ -19,5 +20,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Boxes", "ConfigError", "EdgesegError", "Masks", "ModelFormatError", "ModelNotFoundError",
     "NotSegmentationModelError", "OutputError", "PredictConfig", "ProviderError", "Results", "Segmenter", "SourceError",
-    "load_config",
+    "fill_polygons", "load_config",
 ]  # fmt: skip

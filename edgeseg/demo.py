@@ -29,7 +29,6 @@ from .synthetic import Scene, make_scene
 # (width, height, shapes) of the demo scenes, used in turn: landscape, HD, portrait, full HD
 SCENE_SIZES = ((640, 480, 6), (1280, 720, 12), (480, 640, 5), (1920, 1080, 20))
 STAGES = ("preprocess", "inference", "postprocess")
-WARMUP_SEED = 1000
 MATCH_IOU = 0.5  # a found object matches a drawn one when their masks overlap this much (intersection over union)
 
 
@@ -132,8 +131,7 @@ def run_demo(out_dir: Path | None = None, images: int = 4, seed: int = 0, progre
     t0 = time.perf_counter()
     # agnostic NMS: this small model often calls one shape two names, and the demo should show one object per shape
     with Segmenter(model, agnostic_nms=True) as seg, Progress(images, "demo", enabled=progress) as bar:
-        # a scene with shapes, not seg.warmup()'s blank image: every kernel (decode, NMS, masks) loads before timing
-        seg.predict(make_scene(seg.imgsz[1], seg.imgsz[0], 4, WARMUP_SEED).image)
+        seg.warmup()  # every kernel loads (or compiles) before the timed scenes
         startup_ms = (time.perf_counter() - t0) * 1e3
         for k in range(images):
             width, height, shapes = SCENE_SIZES[k % len(SCENE_SIZES)]

@@ -166,8 +166,22 @@ class Segmenter:
         return results
 
     def warmup(self) -> None:
-        """One run on a blank image: creates the session's buffers and compiles (or loads) the kernels."""
-        self.predict(np.full((self.imgsz[0], self.imgsz[1], 3), 114, np.uint8))
+        """Runs the network once on a blank frame (the session sizes its buffers), then the post-processing on
+        that output with one made-up object, so that every kernel is compiled (or loaded from Numba's cache)
+        before the first real frame: a blank frame alone detects nothing and would leave NMS and masks cold."""
+        h, w = self.imgsz
+        tensor, (letterbox,) = self._pre([np.full((h, w, 3), 114, np.uint8)])
+        outputs = self.backend.infer(tensor)
+        pred = outputs[self._det_index][0].astype(np.float32)  # a copy: the object is written into it
+        protos = outputs[1 - self._det_index][0].astype(np.float32, copy=False)
+        if self.end2end:
+            pred[0, :6] = (w / 4, h / 4, w / 2, h / 2, 1.0, 0.0)
+            found = decode_end2end(pred, self.config)
+        else:
+            pred[:4, 0] = (w / 2, h / 2, w / 4, h / 4)
+            pred[4 : 4 + self.num_classes, 0] = 1.0
+            found = decode_raw(pred, self.num_classes, self.config)
+        to_source(found, protos, letterbox)
 
     def close(self) -> None:
         self.backend.close()

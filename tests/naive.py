@@ -188,3 +188,18 @@ def fill_polygons_fixed_point(polygons, shape, rule="evenodd", offset=(0, 0)):
         on |= spans & (crossing == centres)
     inside = left % 2 == 1 if rule == "evenodd" else left != 0
     return (inside | on).astype(np.uint8)
+
+
+def cut_out(frame, mask, origin, region, mode):
+    """One object cut out of frame over region (x0, y0, x1, y1), built at full frame size and then cropped."""
+    h, w = frame.shape[:2]
+    full = np.zeros((h, w), bool)
+    x0, y0 = int(origin[0]), int(origin[1])
+    full[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]] = mask != 0
+    rx0, ry0, rx1, ry1 = region
+    inside = full[ry0:ry1, rx0:rx1]
+    if mode == "mask":
+        return inside.astype(np.uint8) * 255
+    if mode == "black":
+        return np.where(inside[:, :, None], frame[ry0:ry1, rx0:rx1], 0).astype(np.uint8)
+    return np.concatenate([frame[ry0:ry1, rx0:rx1], inside[:, :, None].astype(np.uint8) * 255], axis=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 
@@ -172,3 +173,21 @@ def test_fixed_batch_model_pads_short_batches(tmp_path_factory, val_images):
         again = seg([image])[0]
         assert len(again) == len(r) > 0
         np.testing.assert_allclose(again.boxes.xyxy, r.boxes.xyxy, atol=1e-3)
+
+
+@pytest.mark.parametrize("fixture", ["shapes_onnx", "shapes_nms_onnx"])
+def test_warmup_compiles_every_postprocessing_kernel(fixture, request, tmp_path):
+    """In a fresh process with an empty Numba cache: after warmup() nothing is left to compile for a frame."""
+    model = request.getfixturevalue(fixture)
+    code = (
+        "import edgeseg\n"
+        "from edgeseg.kernels import masks, nms, preprocess\n"
+        f"seg = edgeseg.Segmenter(r'{model}')\n"
+        "seg.warmup()\n"
+        "kernels = [masks._masks_in_boxes, preprocess._hwc_bgr_to_chw_rgb]\n"
+        "if not seg.end2end:\n"
+        "    kernels += [nms._select_candidates, nms._xywh_to_xyxy, nms._nms]\n"
+        "cold = [k.__name__ for k in kernels if not k.signatures]\n"
+        "assert not cold, cold\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
