@@ -31,16 +31,26 @@ def _linear_taps(out_start, out_stop, scale, in_size, in_offset, index0, index1,
 
 @jit
 def _resample(src, src_row0, src_col0, rows0, rows1, wrow, cols0, cols1, wcol, out):
-    """out[r, c] = bilinear blend of src at the given (global) taps; src starts at (src_row0, src_col0)."""
+    """out[r, c] = bilinear blend of src at the given (global) taps; src starts at (src_row0, src_col0).
+
+    Separable: each source row is blended along x once per output column, then pairs of those rows
+    along y. PyTorch's CPU kernel evaluates (x taps) then (y taps) in the same float32 order, so
+    sharing the x blends between output rows changes no bit of the result.
+    """
     one = np.float32(1.0)
-    for r in range(out.shape[0]):
-        a, b, wy1 = rows0[r] - src_row0, rows1[r] - src_row0, wrow[r]
+    out_h, out_w = out.shape
+    first, stop = rows0[0] - src_row0, rows1[out_h - 1] - src_row0 + 1
+    across = np.empty((stop - first, out_w), np.float32)
+    for i in range(stop - first):
+        row = first + i
+        for c in range(out_w):
+            wx1 = wcol[c]
+            across[i, c] = src[row, cols0[c] - src_col0] * (one - wx1) + src[row, cols1[c] - src_col0] * wx1
+    for r in range(out_h):
+        a, b, wy1 = rows0[r] - src_row0 - first, rows1[r] - src_row0 - first, wrow[r]
         wy0 = one - wy1
-        for c in range(out.shape[1]):
-            p, q, wx1 = cols0[c] - src_col0, cols1[c] - src_col0, wcol[c]
-            wx0 = one - wx1
-            # the evaluation order of PyTorch's separable CPU kernel: inner (x) taps, then outer (y)
-            out[r, c] = (src[a, p] * wx0 + src[a, q] * wx1) * wy0 + (src[b, p] * wx0 + src[b, q] * wx1) * wy1
+        for c in range(out_w):
+            out[r, c] = across[a, c] * wy0 + across[b, c] * wy1
 
 
 @jit
