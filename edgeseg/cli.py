@@ -50,6 +50,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-crop", action="store_true", help="also write each box crop with its background as ..._crop.png")
     _add_output_options(p)
 
+    p = commands.add_parser("export", help="export a YOLO-seg checkpoint to ONNX or TensorRT",
+                            description="Export a YOLO-seg .pt checkpoint to ONNX (FP32, FP16, INT8 QDQ) or a TensorRT "
+                                        "engine, optionally verified against the checkpoint. Needs the export extra: "
+                                        "pip install 'edgeseg[export]'.")
+    p.add_argument("checkpoint", help="YOLO-seg checkpoint (.pt), e.g. yolo11n-seg.pt")
+    p.add_argument("--format", choices=("onnx", "engine"), default="onnx", help="onnx (default) or a TensorRT engine")
+    p.add_argument("--imgsz", default="640", help="input size: 640 or 480,640 (rounded up to the stride)")
+    p.add_argument("--batch", type=int, default=1, help="batch size (the largest one with --dynamic)")
+    p.add_argument("--dynamic", action="store_true", help="dynamic batch and input size")
+    p.add_argument("--half", action="store_true", help="FP16 weights")
+    p.add_argument("--int8", action="store_true", help="INT8: QDQ ONNX for CPUs, or an INT8 engine (needs --calib-dir)")
+    p.add_argument("--calib-dir", type=Path, help="folder of typical images for INT8 calibration")
+    simplify = p.add_mutually_exclusive_group()
+    simplify.add_argument("--simplify", dest="simplify", action="store_true", default=True, help="onnxslim (default)")
+    simplify.add_argument("--no-simplify", dest="simplify", action="store_false", help="keep the graph as traced")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: Ultralytics' choice)")
+    p.add_argument("--nms", action="store_true", help="NMS in the graph")
+    p.add_argument("--out", type=Path, help="output file (default: beside the checkpoint)")
+    p.add_argument("--workspace", type=float, default=4.0, help="TensorRT workspace in GiB (default 4)")
+    p.add_argument("--timing-cache", type=Path, help="TensorRT timing cache file, reused across builds")
+    p.add_argument("--verify", action="store_true", help="compare the export with the checkpoint; exit 1 if they differ")
+    p.add_argument("--verify-images", nargs="+", help="images for --verify (default: the shared validation images)")
+    p.add_argument("--quiet", action="store_true", help="only errors")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
     p = commands.add_parser("demo", help="run the built-in demo (no arguments, no network)",
                             description="Segment a few synthetic scenes with the demo model shipped in the package "
                                         "and write annotated images, isolated objects and a timing summary.")
@@ -62,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="ONNX model file")
+    p.add_argument("--model", required=True, help="model file: .onnx, or a TensorRT .engine / .plan")
     p.add_argument("--source", required=True, nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--config", help="YAML settings file (e.g. configs/default.yaml); flags override it")
     p.add_argument("--conf", type=float, help="confidence threshold (0.25)")
@@ -76,6 +101,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     device = p.add_mutually_exclusive_group()
     device.add_argument("--device", help="cpu, cuda, cuda:N or tensorrt")
     device.add_argument("--providers", help="onnxruntime providers in order, comma-separated, or auto")
+    p.add_argument("--trt-fp16", action="store_true", default=None,
+                   help="onnxruntime's TensorRT provider: allow FP16 kernels")
+    p.add_argument("--trt-cache", metavar="DIR",
+                   help="onnxruntime's TensorRT provider: keep built engines in DIR (created), so later runs start fast")
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
@@ -99,9 +128,10 @@ def predict_config(args: argparse.Namespace) -> PredictConfig:
         providers = (args.device,)
     elif args.providers:
         providers = "auto" if args.providers == "auto" else tuple(p for p in args.providers.split(",") if p)
+    options = cfg.provider_options.replace(trt_fp16=args.trt_fp16, trt_engine_cache=args.trt_cache)
     return cfg.replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, classes=args.classes,
                        agnostic_nms=args.agnostic_nms, multi_label=args.multi_label, batch=args.batch,
-                       providers=providers)
+                       providers=providers, provider_options=options)
 
 
 def _segment_each(args: argparse.Namespace, handle: Callable[[int, str, "Results"], None]) -> tuple[int, int, dict, str]:
@@ -186,7 +216,33 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"predict": run_predict, "isolate": run_isolate, "demo": run_demo}
+def run_export(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    missing = [m for m in ("ultralytics", "torch") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"edgeseg export needs {' and '.join(missing)}: pip install 'edgeseg[export]'")
+    from edgeseg_export import export
+
+    if args.quiet:
+        from ultralytics.utils import LOGGER
+
+        LOGGER.setLevel(logging.WARNING)
+    result = export(args.checkpoint, args.format, imgsz=args.imgsz, batch=args.batch, dynamic=args.dynamic,
+                    half=args.half, int8=args.int8, calib_dir=args.calib_dir, simplify=args.simplify, opset=args.opset,
+                    nms=args.nms, out=args.out, workspace_gib=args.workspace, timing_cache=args.timing_cache,
+                    verify_after=args.verify, verify_images=args.verify_images)
+    print(f"exported {result.path}")
+    if result.report is not None:
+        print(result.report.format())
+        if not result.report.passed:
+            print(f"edgeseg: error: {result.path.name} disagrees with {Path(args.checkpoint).name} beyond the "
+                  f"{result.report.precision} tolerances (the file is kept for inspection)", file=sys.stderr)
+            return 1
+    return 0
+
+
+COMMANDS = {"predict": run_predict, "isolate": run_isolate, "export": run_export, "demo": run_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

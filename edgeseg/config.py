@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from .errors import ConfigError
 
@@ -13,6 +14,67 @@ from .errors import ConfigError
 # offset that keeps classes apart in class-aware NMS.
 MAX_NMS_CANDIDATES = 30000
 MAX_WH = 7680
+
+CUDNN_CONV_ALGO_SEARCH = ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")
+
+
+@dataclass(frozen=True)
+class ProviderOptions:
+    """Settings of the GPU providers: ONNX Runtime's CUDA and TensorRT execution providers, and the device a
+    TensorRT engine runs on. The defaults leave every provider's own defaults in place."""
+
+    device_id: int | None = None  # GPU index for CUDA and TensorRT; None: device 0, or N from 'cuda:N'
+    trt_fp16: bool = False  # TensorRT provider: allow FP16 kernels
+    trt_int8: bool = False  # TensorRT provider: INT8, for models with Q/DQ nodes (an INT8 QDQ export)
+    trt_engine_cache: str | None = None  # folder where the TensorRT provider keeps the engines it builds
+    trt_timing_cache: str | None = None  # folder for TensorRT's timing cache: faster rebuilds
+    trt_workspace_gib: float | None = None  # TensorRT provider's workspace limit in GiB; None: its default
+    cudnn_conv_algo_search: str | None = None  # CUDA provider: EXHAUSTIVE (its default), HEURISTIC or DEFAULT
+
+    def __post_init__(self) -> None:
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        if self.device_id is not None and (isinstance(self.device_id, bool) or not isinstance(self.device_id, int)
+                                           or self.device_id < 0):
+            raise ConfigError(f"device_id must be a GPU index (0, 1, ...) or null, got {self.device_id!r}")
+        for name in ("trt_fp16", "trt_int8"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("trt_engine_cache", "trt_timing_cache"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, (str, os.PathLike)) or not os.fspath(value).strip():
+                raise ConfigError(f"{name} must be a folder path or null, got {value!r}")
+            set_(name, os.fspath(value))
+        gib = self.trt_workspace_gib
+        if gib is not None:
+            if isinstance(gib, bool) or not isinstance(gib, (int, float)) or not 0 < gib < 1024:
+                raise ConfigError(f"trt_workspace_gib must be a positive number of GiB or null, got {gib!r}")
+            set_("trt_workspace_gib", float(gib))
+        search = self.cudnn_conv_algo_search
+        if search is not None:
+            if not isinstance(search, str) or search.upper() not in CUDNN_CONV_ALGO_SEARCH:
+                raise ConfigError(f"cudnn_conv_algo_search must be one of {', '.join(CUDNN_CONV_ALGO_SEARCH)} "
+                                  f"or null, got {search!r}")
+            set_("cudnn_conv_algo_search", search.upper())
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "provider_options") -> "ProviderOptions":
+        """From a YAML mapping; unknown keys are an error."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where} must be a mapping of settings, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) in {where}: {', '.join(map(str, unknown))}; "
+                              f"known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> "ProviderOptions":
+        """A copy with some settings changed; None values leave a setting as it is."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 @dataclass(frozen=True)
@@ -28,6 +90,7 @@ class PredictConfig:
     multi_label: bool = False
     batch: int = 1
     providers: str | tuple[str, ...] = "auto"
+    provider_options: ProviderOptions = field(default_factory=ProviderOptions)  # a mapping is accepted too
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -57,6 +120,8 @@ class PredictConfig:
         else:
             raise ConfigError(f"providers must be 'auto' or a list of provider names, got {self.providers!r}")
         set_("providers", providers)
+        if not isinstance(self.provider_options, ProviderOptions):
+            set_("provider_options", ProviderOptions.from_mapping(self.provider_options))
 
     def replace(self, **changes: Any) -> "PredictConfig":
         """A copy with some settings changed; None values leave a setting as it is."""

@@ -31,3 +31,11 @@ class ConfigError(EdgesegError, ValueError):
 
 class OutputError(EdgesegError):
     """An output file or folder cannot be written."""
+
+
+class ExportError(EdgesegError):
+    """A checkpoint cannot be exported, or the exported model does not match the original."""
+
+
+class CudaError(ProviderError):
+    """A CUDA or TensorRT call failed on the GPU: no device, driver too old, out of memory, execution failed."""

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from .backends import Backend, open_backend
-from .config import PredictConfig
+from .config import PredictConfig, ProviderOptions
 from .errors import ConfigError, NotSegmentationModelError
 from .metadata import ModelMetadata, class_names
 from .postprocess import decode_end2end, decode_raw, to_source
@@ -23,7 +23,7 @@ log = logging.getLogger("edgeseg")
 
 
 class Segmenter:
-    """Runs a YOLO11-seg (or NMS-in-graph, e.g. YOLO26-seg) ONNX model on images.
+    """Runs a YOLO11-seg (or NMS-in-graph, e.g. YOLO26-seg) model on images: an ONNX file or a TensorRT engine.
 
     >>> seg = Segmenter("yolo11n-seg.onnx", conf=0.25)
     >>> for r in seg("images/"):
@@ -42,11 +42,13 @@ class Segmenter:
         providers: str | Iterable[str] = "auto",
         multi_label: bool = False,
         batch: int = 1,
+        provider_options: ProviderOptions | dict | None = None,
     ):
         cfg = PredictConfig(conf=conf, iou=iou, imgsz=imgsz, max_det=max_det,
                             classes=tuple(classes) if classes is not None and not isinstance(classes, int) else classes,
                             agnostic_nms=agnostic_nms, multi_label=multi_label, batch=batch,
-                            providers=providers if isinstance(providers, str) else tuple(providers))
+                            providers=providers if isinstance(providers, str) else tuple(providers),
+                            provider_options=provider_options)
         self._setup(model, cfg)
 
     @classmethod
@@ -58,7 +60,7 @@ class Segmenter:
     def _setup(self, model: str | Path, cfg: PredictConfig) -> None:
         self.config = cfg
         self.model_path = Path(model)
-        self.backend: Backend = open_backend(model, cfg.providers)
+        self.backend: Backend = open_backend(model, cfg.providers, cfg.provider_options)
         try:
             self._inspect(self.backend, ModelMetadata.from_strings(self.backend.metadata))
         except Exception:

@@ -9,7 +9,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ModelFormatError, ModelNotFoundError, ProviderError
+from ..config import ProviderOptions
+from ..errors import ModelFormatError, ModelNotFoundError, OutputError, ProviderError
 from .base import Backend, TensorSpec
 
 log = logging.getLogger("edgeseg")
@@ -38,14 +39,19 @@ ORT_DTYPES = {
 }
 
 
-def resolve_providers(requested: str | Sequence[str], available: Sequence[str]) -> list[Any]:
+def resolve_providers(
+    requested: str | Sequence[str], available: Sequence[str], options: ProviderOptions | None = None
+) -> list[Any]:
     """Turns 'auto' or names like 'cuda', 'cuda:1', 'CPUExecutionProvider' into onnxruntime's providers list.
 
     'auto' takes TensorRT, then CUDA, then CPU, as available. A provider asked for by name that the
-    installed onnxruntime does not offer is a ProviderError, never a silent fallback.
+    installed onnxruntime does not offer is a ProviderError, never a silent fallback. `options` become each
+    provider's option dict (see provider_settings); a provider without options stays a plain name.
     """
+    options = options or ProviderOptions()
     if requested == "auto":
-        return [p for p in AUTO_ORDER if p in available] or list(available)
+        names = [p for p in AUTO_ORDER if p in available] or list(available)
+        return [_with_settings(name, None, options, name) for name in names]
     chosen: list[Any] = []
     for item in requested:
         name, _, device = str(item).partition(":")
@@ -53,13 +59,63 @@ def resolve_providers(requested: str | Sequence[str], available: Sequence[str]) 
         if full not in available:
             raise ProviderError(f"execution provider '{item}' is not available; this onnxruntime offers: "
                                 f"{', '.join(available)}{_gpu_install_hint(full)}")
-        if device:
-            if full not in DEVICE_OPTION or not device.isdigit():
-                raise ProviderError(f"bad provider request '{item}': only cuda:N and tensorrt:N take a device index")
-            chosen.append((full, {DEVICE_OPTION[full]: int(device)}))
-        else:
-            chosen.append(full)
+        if device and (full not in DEVICE_OPTION or not device.isdigit()):
+            raise ProviderError(f"bad provider request '{item}': only cuda:N and tensorrt:N take a device index")
+        chosen.append(_with_settings(full, int(device) if device else None, options, str(item)))
+    trt_settings = sorted(provider_settings("TensorrtExecutionProvider", options).keys() - {"device_id"})
+    if trt_settings and all((c[0] if isinstance(c, tuple) else c) != "TensorrtExecutionProvider" for c in chosen):
+        log.warning("edgeseg: TensorRT options (%s) have no effect: TensorRT is not among the providers %s",
+                    ", ".join(trt_settings), ", ".join(map(str, requested)))
     return chosen
+
+
+def provider_settings(provider: str, options: ProviderOptions) -> dict[str, Any]:
+    """onnxruntime's option dict for one provider: only the settings that were given (the rest keep onnxruntime's
+    defaults). Booleans and integers are passed as such; onnxruntime turns them into its own strings."""
+    settings: dict[str, Any] = {}
+    if provider in DEVICE_OPTION and options.device_id is not None:
+        settings[DEVICE_OPTION[provider]] = options.device_id
+    if provider == "TensorrtExecutionProvider":
+        if options.trt_fp16:
+            settings["trt_fp16_enable"] = True
+        if options.trt_int8:
+            settings["trt_int8_enable"] = True
+        if options.trt_engine_cache:
+            settings["trt_engine_cache_enable"] = True
+            settings["trt_engine_cache_path"] = options.trt_engine_cache
+        if options.trt_timing_cache:
+            settings["trt_timing_cache_enable"] = True
+            settings["trt_timing_cache_path"] = options.trt_timing_cache
+        if options.trt_workspace_gib:
+            settings["trt_max_workspace_size"] = int(options.trt_workspace_gib * 2**30)
+    elif provider == "CUDAExecutionProvider" and options.cudnn_conv_algo_search:
+        settings["cudnn_conv_algo_search"] = options.cudnn_conv_algo_search
+    return settings
+
+
+def _with_settings(provider: str, device: int | None, options: ProviderOptions, request: str) -> Any:
+    settings = provider_settings(provider, options)
+    if device is not None:
+        if options.device_id is not None and options.device_id != device:
+            raise ProviderError(f"'{request}' asks for GPU {device} but device_id is {options.device_id}; give one")
+        settings[DEVICE_OPTION[provider]] = device
+    return (provider, settings) if settings else provider
+
+
+def make_cache_folders(providers: Sequence[Any]) -> None:
+    """Creates the TensorRT provider's engine and timing cache folders of a resolved providers list (onnxruntime
+    does not, and fails late with an unclear message when they are missing)."""
+    for item in providers:
+        if not isinstance(item, tuple):
+            continue
+        for key in ("trt_engine_cache_path", "trt_timing_cache_path"):
+            folder = item[1].get(key)
+            if folder is None:
+                continue
+            try:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise OutputError(f"cannot create the TensorRT cache folder {folder}: {e.strerror or e}") from None
 
 
 def _gpu_install_hint(provider: str) -> str:
@@ -78,7 +134,13 @@ class OnnxRuntimeBackend(Backend):
     infer() returns the arrays onnxruntime allocates for each run; the caller owns them.
     """
 
-    def __init__(self, path: str | Path, providers: str | Sequence[str] = "auto", threads: int | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        providers: str | Sequence[str] = "auto",
+        threads: int | None = None,
+        options: ProviderOptions | None = None,
+    ):
         path = Path(path)
         if not path.exists():
             raise ModelNotFoundError(f"model file not found: {path}")
@@ -86,13 +148,14 @@ class OnnxRuntimeBackend(Backend):
             raise ModelFormatError(f"model path is not a file: {path}")
         import onnxruntime as ort
 
-        chosen = resolve_providers(providers, ort.get_available_providers())
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        chosen = resolve_providers(providers, ort.get_available_providers(), options)
+        make_cache_folders(chosen)
+        session_options = ort.SessionOptions()
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
-            options.intra_op_num_threads = threads
+            session_options.intra_op_num_threads = threads
         try:
-            self._session = ort.InferenceSession(str(path), options, providers=chosen)
+            self._session = ort.InferenceSession(str(path), session_options, providers=chosen)
         except Exception as e:  # onnxruntime raises several unrelated types for unreadable files
             detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelFormatError(f"cannot load {path} as an ONNX model (truncated, corrupt or not ONNX): {detail}") from e
