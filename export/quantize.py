@@ -11,7 +11,6 @@ model will see.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import tempfile
 from itertools import islice
@@ -23,11 +22,13 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edgeseg.errors import EdgesegError, ExportError, ModelFormatError, ModelNotFoundError, OutputError, SourceError
+from edgeseg.errors import EdgesegError, ExportError, ModelFormatError, ModelNotFoundError, SourceError
 from edgeseg.files import write_bytes
 from edgeseg.metadata import ModelMetadata
 from edgeseg.preprocess import Preprocessor
 from edgeseg.sources import IMAGE_SUFFIXES, iter_images
+
+from .to_onnx import check_writable
 
 log = logging.getLogger("edgeseg")
 
@@ -67,7 +68,7 @@ def quantize_int8(
         raise ExportError(f"calib_images must be a positive integer, got {calib_images!r}")
     proto = _load_float_model(model)
     files = calibration_files(calib_dir, calib_images)
-    _check_writable(out)  # before minutes of calibration, not after
+    check_writable(out)  # before minutes of calibration, not after
 
     with tempfile.TemporaryDirectory(prefix="edgeseg-quant.") as work:
         source, prepared, quantized_path = (Path(work) / name for name in ("float.onnx", "prepared.onnx", "int8.onnx"))
@@ -222,19 +223,6 @@ def _load_float_model(path: Path) -> onnx.ModelProto:
     if half:
         raise ExportError(f"{path} is an FP16 model: quantize the float32 export (half=False) instead")
     return proto
-
-
-def _check_writable(out: Path) -> None:
-    """Raises OutputError unless a file can be created beside `out` (where write_bytes puts its temporary file)."""
-    if out.is_dir():
-        raise OutputError(f"cannot write {out}: it is a folder; give a file name such as {out / 'model-int8.onnx'}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    except OSError as e:
-        raise OutputError(f"cannot write {out}: {e.strerror or e}") from None
-    os.close(fd)
-    os.unlink(probe)
 
 
 def _round_size(total: int, most: int) -> int:

@@ -219,3 +219,22 @@ def test_cli_exits_1_when_verify_fails(checkpoint, tmp_path, monkeypatch, capsys
                  "--verify-images", str(SHAPES_PT.parents[1] / "data" / "shapes-seg" / "images" / "val" / "00000.jpg")])
     captured = capsys.readouterr()
     assert code == 1 and "FAIL" in captured.out and "disagrees with" in captured.err and out.exists()
+
+
+def test_int8_export_loads_and_passes_verify(checkpoint, val_images, tmp_path):
+    """INT8 QDQ through the one export call, calibrated on synthetic scenes (not the images it is verified on)."""
+    from edgeseg.synthetic import make_scene
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    rng = np.random.default_rng(7)
+    for k in range(16):
+        cv2.imwrite(str(calib / f"{k}.jpg"), make_scene(320, 320, (1, 12), rng, layout="random").image)
+    result = export(checkpoint, imgsz=320, int8=True, calib_dir=calib, out=tmp_path / "int8.onnx", verify_after=True,
+                    verify_images=val_images[:20])
+    assert result.report is not None and result.report.precision == "int8"
+    assert result.report.passed, result.report.format()
+    ops = {n.op_type for n in onnx.load(str(result.path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert Segmenter(result.path).names[4] == "star"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib", "int8.onnx"]

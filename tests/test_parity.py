@@ -47,10 +47,6 @@ def assert_parity(ref, ours, where: str, min_matched: float = 0.99, min_mask_iou
     return n
 
 
-def reference(model, image, **kwargs):
-    return ultralytics.YOLO(str(model), task="segment").predict(image, retina_masks=True, verbose=False, **kwargs)[0]
-
-
 @pytest.fixture(scope="module")
 def shapes_pair(shapes_onnx):
     return ultralytics.YOLO(str(shapes_onnx), task="segment"), Segmenter(shapes_onnx)
@@ -143,4 +139,4 @@ def test_end_to_end_yolo26(yolo26_onnx, val_images):
     for image in images:
         ours = seg(image)[0]
         assert ours.masks.data.shape == (len(ours), *image.shape[:2])
-        assert_parity(reference(yolo26_onnx, image, conf=1e-5), ours, "yolo26")
+        assert_parity(yolo.predict(image, retina_masks=True, verbose=False, conf=1e-5)[0], ours, "yolo26")
