@@ -3,8 +3,8 @@
     python benchmarks/compare_precision.py [--iters N] [--warmup N] [--calib synthetic|val] [--calib-images 200]
                                            [--methods minmax,percentile] [--keep DIR] [--json out.json]
 
-The models are made here from shared/models/shapes11n-seg.pt: Ultralytics' ONNX export at 320x320, float32 and
-half=True, and edgeseg_export.quantize.quantize_int8 of the float32 one for each calibration method asked for.
+The models are made here from shared/models/shapes11n-seg.pt by edgeseg_export at 320x320: float32 and half
+(edgeseg_export.to_onnx), and quantize_int8 of the float32 one for each calibration method asked for.
 
 Calibration: by default on synthetic scenes drawn for this run (edgeseg.synthetic, the distribution the model was
 trained on, other seeds than the evaluation split's). `--calib val` calibrates on the evaluation images themselves,
@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from edgeseg.files import write_bytes
 from edgeseg.synthetic import make_scene
 from edgeseg_export.accuracy import mask_map
 from edgeseg_export.quantize import METHODS, quantize_int8
+from edgeseg_export.to_onnx import OnnxOptions, export_onnx
 
 CHECKPOINT = SHARED / "models" / "shapes11n-seg.pt"
 DATASET = SHARED / "data" / "shapes-seg"
@@ -50,13 +50,10 @@ SYNTHETIC_SEED = 10_000  # scene i of the calibration set is seed SYNTHETIC_SEED
 
 def make_models(folder: Path, methods: list[str], calib: str, calib_images: int) -> dict[str, Path]:
     """label -> ONNX file: "FP32", "FP16", then "INT8 <method>" for each method."""
-    from ultralytics import YOLO
-
-    checkpoint = Path(shutil.copy(CHECKPOINT, folder / CHECKPOINT.name))  # Ultralytics writes beside it: not in shared/
     models = {}
     for label, half in (("FP32", False), ("FP16", True)):
-        exported = YOLO(str(checkpoint)).export(format="onnx", imgsz=IMGSZ, half=half, verbose=False)
-        models[label] = Path(shutil.move(exported, folder / f"shapes11n-seg-{label.lower()}.onnx"))
+        models[label] = export_onnx(CHECKPOINT, folder / f"shapes11n-seg-{label.lower()}.onnx",
+                                    OnnxOptions(imgsz=(IMGSZ, IMGSZ), half=half))
     if calib == "synthetic":
         calib_dir = folder / "calibration"
         for i in range(calib_images):

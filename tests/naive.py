@@ -203,3 +203,18 @@ def cut_out(frame, mask, origin, region, mode):
     if mode == "black":
         return np.where(inside[:, :, None], frame[ry0:ry1, rx0:rx1], 0).astype(np.uint8)
     return np.concatenate([frame[ry0:ry1, rx0:rx1], inside[:, :, None].astype(np.uint8) * 255], axis=2)
+
+
+def blend_masks(frame, crops, origins, colors, alpha):
+    """A copy of frame with each colour blended over its mask, objects in order, one full-frame pass per object.
+
+    alpha is snapped to a = floor(alpha * 256 + 0.5) / 256 and each covered channel becomes
+    floor(frame * (1 - a) + color * a + 0.5); float64 holds every step of that exactly.
+    """
+    out = frame.astype(np.float64)
+    a = np.floor(alpha * 256 + 0.5) / 256
+    for crop, (x0, y0), color in zip(crops, origins, colors):
+        inside = np.zeros(frame.shape[:2], bool)
+        inside[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = np.asarray(crop) != 0
+        out[inside] = np.floor(out[inside] * (1 - a) + np.asarray(color, np.float64) * a + 0.5)
+    return out.astype(np.uint8)
