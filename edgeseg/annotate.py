@@ -100,6 +100,7 @@ class Annotator:
         else:  # OpenCV and the kernels draw on contiguous memory: draw on a copy, then write it back
             scene = np.ascontiguousarray(frame)
         if len(results):
+            self._check(results)  # before drawing, so that a refused frame is never left half drawn
             self._draw(scene, results)
         if scene is not frame and inplace:
             frame[...] = scene
@@ -108,6 +109,10 @@ class Annotator:
 
     def _draw(self, scene: np.ndarray, results: Results) -> None:
         raise NotImplementedError
+
+    def _check(self, results: Results) -> None:
+        """Raises what drawing these results would raise (ConfigError: no track IDs to colour by)."""
+        self.colors(results)
 
     def colors(self, results: Results) -> np.ndarray:
         """Colours (N, 3) uint8 of the objects: palette[cls % K], or palette[id % K] with color_by="track"."""
@@ -163,7 +168,8 @@ class BoxAnnotator(Annotator):
         thickness = self.thickness or line_thickness(scene.shape)
         height, width = scene.shape[:2]
         # corners clamped to the frame, so that a box reaching the frame's edge shows its line there
-        boxes = np.clip(np.round(results.boxes.xyxy).astype(np.int64), 0, [width - 1, height - 1, width - 1, height - 1])
+        last = [width - 1, height - 1, width - 1, height - 1]
+        boxes = np.clip(np.round(results.boxes.xyxy).astype(np.int64), 0, last)
         for box, color in zip(boxes, self.colors(results)):
             x1, y1, x2, y2 = (int(v) for v in box)
             cv2.rectangle(scene, (x1, y1), (x2, y2), _bgr(color), thickness)
@@ -223,6 +229,10 @@ class Compose(Annotator):
             raise ConfigError(f"compose takes annotators, got {[type(a).__name__ for a in annotators]}")
         super().__init__()
         self.annotators = annotators
+
+    def _check(self, results: Results) -> None:
+        for annotator in self.annotators:
+            annotator._check(results)
 
     def _draw(self, scene: np.ndarray, results: Results) -> None:
         for annotator in self.annotators:

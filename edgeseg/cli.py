@@ -50,6 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-crop", action="store_true", help="also write each box crop with its background as ..._crop.png")
     _add_output_options(p)
 
+    p = commands.add_parser("track", help="track objects through a video, camera or stream",
+                            description="Segment and track every frame of a video file, camera (0) or stream URL, "
+                                        "with stable ids (ByteTrack); write an annotated video and per-track cut-outs.")
+    _add_model_options(p)
+    p.add_argument("--save", type=Path, help="write the annotated video here (.mp4 or .avi)")
+    p.add_argument("--tracker", type=Path, help="tracker settings (YAML, see configs/bytetrack.yaml)")
+    p.add_argument("--color-by", choices=("class", "track"), default="track", help="colour objects by track (default)")
+    p.add_argument("--show-ids", action=argparse.BooleanOptionalAction, default=True, help="label objects with #id")
+    p.add_argument("--isolate-dir", type=Path, help="write each track's cut-outs to DIR/{class}-{id}/{frame}.png")
+    _add_output_options(p)
+
     p = commands.add_parser("export", help="export a YOLO-seg checkpoint to ONNX or TensorRT",
                             description="Export a YOLO-seg .pt checkpoint to ONNX (FP32, FP16, INT8 QDQ) or a TensorRT "
                                         "engine, optionally verified against the checkpoint. Needs the export extra: "
@@ -167,6 +178,13 @@ def _summary(images: int, objects: int, totals: dict, provider: str) -> str:
 def run_predict(args: argparse.Namespace) -> int:
     from .draw import plot
     from .files import write_image, write_json
+    from .process_video import is_video_source
+
+    if len(args.source) == 1 and is_video_source(args.source[0]):
+        if args.save_json:
+            raise ConfigError("--save-json is for images; for a video use --save-dir (an annotated video)")
+        name = Path(args.source[0]).stem if not args.source[0].isdigit() and "://" not in args.source[0] else "stream"
+        return _run_video(args, args.source[0], args.save_dir / f"{name}.mp4" if args.save_dir else None, tracked=False)
 
     coco: list[dict] = []
 
@@ -208,6 +226,36 @@ def run_isolate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _video_annotator(color_by: str = "class", show_ids: bool = True):
+    from .annotate import BoxAnnotator, LabelAnnotator, MaskAnnotator, compose
+
+    return compose(MaskAnnotator(color_by=color_by), BoxAnnotator(color_by=color_by),
+                   LabelAnnotator(color_by=color_by, show_id=show_ids))
+
+
+def _run_video(args: argparse.Namespace, source: str, save: Path | None, tracked: bool) -> int:
+    from .process_video import process_video
+    from .segmenter import Segmenter
+    from .tracking import Tracker, TrackerConfig, load_tracker_config
+
+    tracker = None
+    if tracked:
+        tracker = Tracker(load_tracker_config(args.tracker) if args.tracker else TrackerConfig())
+    annotator = _video_annotator(getattr(args, "color_by", "class"), getattr(args, "show_ids", True))
+    with Segmenter.from_config(args.model, predict_config(args)) as seg:
+        report = process_video(seg, source, tracker=tracker, annotator=annotator, save=save,
+                               isolate_dir=getattr(args, "isolate_dir", None), progress=not args.quiet)
+    if not args.quiet:
+        print(report.format())
+    return 0
+
+
+def run_track(args: argparse.Namespace) -> int:
+    if len(args.source) != 1:
+        raise ConfigError("track follows one video, camera or stream at a time: give one --source")
+    return _run_video(args, args.source[0], args.save, tracked=True)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo as demo
 
@@ -242,7 +290,7 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"predict": run_predict, "isolate": run_isolate, "export": run_export, "demo": run_demo}
+COMMANDS = {"predict": run_predict, "isolate": run_isolate, "track": run_track, "export": run_export, "demo": run_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

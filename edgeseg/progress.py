@@ -20,12 +20,17 @@ class Progress:
     def update(self, n: int = 1, note: str = "") -> None:
         self.done += n
         now = time.perf_counter()
-        if self.enabled and (now - self._last_draw > 0.1 or self.done >= self.total):
+        if self.enabled and (now - self._last_draw > 0.1 or 0 < self.total <= self.done):
             self._last_draw = now
             self._draw(now, note)
 
     def _draw(self, now: float, note: str) -> None:
-        frac = min(self.done / self.total, 1.0) if self.total else 1.0
+        if not self.total:  # an open-ended run (a camera, a stream): a count and a rate, no bar
+            rate = self.done / max(now - self.start, 1e-9)
+            self.stream.write(f"\r{self.desc} {self.done} {rate:6.1f}/s {note}".ljust(80))
+            self.stream.flush()
+            return
+        frac = min(self.done / self.total, 1.0)
         filled = int(frac * self.width)
         rate = self.done / max(now - self.start, 1e-9)
         bar = "=" * filled + (">" if filled < self.width else "") + " " * (self.width - filled - 1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -20,6 +22,25 @@ from .results import Results
 from .sources import expand_source, iter_images
 
 log = logging.getLogger("edgeseg")
+
+_END = object()  # the last item a pipeline stage hands on
+
+
+class _Failure:
+    """An exception raised in a pipeline thread, on its way to the caller's thread."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _take(q: queue.Queue, stop: threading.Event) -> Any:
+    """The next item of a pipeline queue, or None once `stop` is set."""
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    return None
 
 
 class Segmenter:
@@ -153,6 +174,12 @@ class Segmenter:
         t1 = time.perf_counter()
         outputs = self.backend.infer(tensor)
         t2 = time.perf_counter()
+        return self._finish(batch, letterboxes, outputs, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+
+    def _finish(self, batch: list[tuple[str | None, np.ndarray]], letterboxes: list, outputs: list[np.ndarray],
+                pre_ms: float, infer_ms: float) -> list[Results]:
+        """Network outputs of one batch -> one Results per image, with ms per stage per image in `speed`."""
+        t0 = time.perf_counter()
         det, protos = outputs[self._det_index], outputs[1 - self._det_index]
         results = []
         for k, ((path, image), lb) in enumerate(zip(batch, letterboxes)):
@@ -160,12 +187,92 @@ class Segmenter:
             found = decode_end2end(pred, self.config) if self.end2end else decode_raw(pred, self.num_classes, self.config)
             boxes, masks = to_source(found, protos[k].astype(np.float32, copy=False), lb)
             results.append(Results(image, path, self.names, boxes, masks))
-        t3 = time.perf_counter()
         n = len(batch)
-        speed = {"preprocess": (t1 - t0) * 1e3 / n, "inference": (t2 - t1) * 1e3 / n, "postprocess": (t3 - t2) * 1e3 / n}
+        speed = {"preprocess": pre_ms / n, "inference": infer_ms / n,
+                 "postprocess": (time.perf_counter() - t0) * 1e3 / n}
         for r in results:
             r.speed = dict(speed)
         return results
+
+    def stream_pipelined(self, frames: Iterable[tuple[str | None, np.ndarray]], depth: int = 2) -> Iterator[Results]:
+        """Like stream, for long sequences such as video: (name, BGR image) pairs in, Results out in the same
+        order, with the stages overlapped. One thread reads and letterboxes the next frames, another runs the
+        network (ONNX Runtime releases the GIL), and the caller's thread decodes the masks (Numba kernels
+        release it too) and does its own work with each result meanwhile. `depth`: batches waiting between
+        stages. Closing the generator early stops both threads."""
+        if depth < 1:
+            raise ConfigError(f"depth must be at least 1, got {depth}")
+        # each batch in flight needs its own input buffer: up to `depth` queued, one in the network, one being read
+        pool = [Preprocessor(self.imgsz, self._pre.dtype, self.stride, self._pre.dynamic, self._pre.batch)
+                for _ in range(depth + 2)]
+        stop = threading.Event()
+        prepared: queue.Queue = queue.Queue(maxsize=depth)
+        inferred: queue.Queue = queue.Queue(maxsize=depth)
+
+        def put(q: queue.Queue, item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def read() -> None:
+            try:
+                batch: list[tuple[str | None, np.ndarray]] = []
+                turn = 0
+                for item in frames:
+                    batch.append(item)
+                    if len(batch) == self.batch_size:
+                        t0 = time.perf_counter()
+                        tensor, boxes = pool[turn % len(pool)]([image for _, image in batch])
+                        if not put(prepared, (batch, tensor, boxes, (time.perf_counter() - t0) * 1e3)):
+                            return
+                        batch, turn = [], turn + 1
+                if batch:
+                    t0 = time.perf_counter()
+                    tensor, boxes = pool[turn % len(pool)]([image for _, image in batch])
+                    put(prepared, (batch, tensor, boxes, (time.perf_counter() - t0) * 1e3))
+                put(prepared, _END)
+            except BaseException as e:  # handed to the caller's thread, which raises it
+                put(prepared, _Failure(e))
+
+        def infer() -> None:
+            while True:
+                item = _take(prepared, stop)
+                if item is None or isinstance(item, _Failure) or item is _END:
+                    if item is not None:
+                        put(inferred, item)
+                    return
+                batch, tensor, boxes, pre_ms = item
+                try:
+                    t0 = time.perf_counter()
+                    outputs = self.backend.infer(tensor)
+                    infer_ms = (time.perf_counter() - t0) * 1e3
+                except BaseException as e:
+                    put(inferred, _Failure(e))
+                    return
+                if not put(inferred, (batch, boxes, outputs, pre_ms, infer_ms)):
+                    return
+
+        workers = [threading.Thread(target=read, name="edgeseg-read", daemon=True),
+                   threading.Thread(target=infer, name="edgeseg-infer", daemon=True)]
+        for w in workers:
+            w.start()
+        try:
+            while True:
+                item = _take(inferred, stop)
+                if item is _END or item is None:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.error
+                yield from self._finish(*item)
+        finally:
+            stop.set()
+            for w in workers:
+                # the reader may be waiting on a live source for its next frame: closing that source ends it
+                w.join(timeout=5.0)
 
     def warmup(self) -> None:
         """Runs the network once on a blank frame (the session sizes its buffers), then the post-processing on

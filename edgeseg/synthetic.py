@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -218,3 +219,15 @@ def _ground_truth(image: np.ndarray, ids: np.ndarray, drawn: list[tuple[int, np.
         polygons=tuple(polygons),
         boxes=np.array(boxes, np.float32).reshape(-1, 4),
     )
+
+
+def panning_frames(width: int, height: int, objects: int, frames: int, seed: int = 0,
+                   step: tuple[int, int] = (4, 2)) -> Iterator[np.ndarray]:
+    """`frames` (height, width, 3) uint8 BGR frames of one scene seen by a camera panning `step` (dx, dy) pixels a
+    frame: every object moves, none changes, for video tests and benchmarks."""
+    if frames < 0:
+        raise ConfigError(f"frames must be >= 0, got {frames}")
+    dx, dy = abs(step[0]), abs(step[1])
+    canvas = make_scene(width + dx * frames, height + dy * frames, objects, seed).image
+    for t in range(frames):
+        yield np.ascontiguousarray(canvas[dy * t : dy * t + height, dx * t : dx * t + width])

@@ -16,15 +16,15 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import cv2
 import numpy as np
 
-from .errors import SourceError
+from .errors import ConfigError, SourceError
 from .sources import IMAGE_SUFFIXES, expand_source, read_image, to_bgr
 
 log = logging.getLogger("edgeseg")
@@ -33,6 +33,7 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
                   ".gif", ".3gp", ".mts", ".m2ts", ".ogv"}
 STREAM_SCHEMES = {"rtsp", "rtsps", "rtsp+tcp", "rtmp", "rtmps", "http", "https", "udp", "tcp", "rtp", "srt"}
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+_ENV_LOCK = threading.Lock()  # guards OPENCV_FFMPEG_CAPTURE_OPTIONS while a stream opens
 
 #: what `capture_factory` returns: anything with cv2.VideoCapture's read(), isOpened(), release() and get()
 Capture = Any
@@ -155,7 +156,7 @@ class PushSource(FrameSource):
 
     def __init__(self, name: str = "push", fps: float | None = None, maxsize: int = 0):
         if maxsize < 0:
-            raise ValueError(f"maxsize must be >= 0, got {maxsize}")
+            raise ConfigError(f"maxsize must be >= 0, got {maxsize}")
         super().__init__(name, fps)
         self._queue: collections.deque[Frame] = collections.deque()
         self._maxsize = maxsize
@@ -206,7 +207,8 @@ def _default_capture(target: int | str, timeout_s: float) -> Capture:
     connection fails instead of blocking forever. `rtsp+tcp://` asks FFmpeg for RTSP over TCP."""
     if isinstance(target, int):
         return cv2.VideoCapture(target)
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(timeout_s * 1000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(timeout_s * 1000)]
+    ms = int(timeout_s * 1000)
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
     if not _URL.match(target):
         return cv2.VideoCapture(target, cv2.CAP_FFMPEG)
     if target.lower().startswith("rtsp+tcp://"):
@@ -222,8 +224,6 @@ def _default_capture(target: int | str, timeout_s: float) -> Capture:
                     os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = saved
     return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
 
-
-_ENV_LOCK = threading.Lock()
 
 
 def _capture_fps(capture: Capture) -> float | None:
@@ -271,7 +271,8 @@ class CaptureSource(FrameSource):
                  reconnect_timeout: float = 60.0, max_bad_reads: int = 30, timeout: float = 10.0,
                  capture_factory: Callable[[int | str], Capture] | None = None):
         if reconnect_tries < 0 or max_bad_reads < 1 or not 0 < reconnect_delay[0] <= reconnect_delay[1]:
-            raise ValueError("need reconnect_tries >= 0, max_bad_reads >= 1 and 0 < reconnect_delay[0] <= reconnect_delay[1]")
+            raise ConfigError(f"need reconnect_tries >= 0, max_bad_reads >= 1 and 0 < reconnect_delay[0] <= "
+                              f"reconnect_delay[1], got {reconnect_tries}, {max_bad_reads}, {reconnect_delay}")
         super().__init__(name)
         self.live = live
         self._target = target
@@ -280,10 +281,10 @@ class CaptureSource(FrameSource):
         self._reconnect_timeout, self._max_bad_reads = reconnect_timeout, max_bad_reads
         self._capture: Capture | None = self._open()
         if self._capture is None:
-            what = "camera" if isinstance(target, int) else "stream" if _URL.match(str(target)) else "video"
-            hint = {"camera": "is it connected and free?", "stream": "check the address and that it is up",
-                    "video": "truncated, damaged, or a codec this OpenCV build cannot decode"}[what]
-            raise SourceError(f"cannot open {what} {name} ({hint})")
+            what = "" if isinstance(target, int) else "stream " if _URL.match(str(target)) else "video "
+            hint = {"": "is it connected and free?", "stream ": "check the address and that it is up",
+                    "video ": "truncated, damaged, or a codec this OpenCV build cannot decode"}[what]
+            raise SourceError(f"cannot open {what}{name} ({hint})")
         self.fps, self.size = _capture_fps(self._capture), _capture_size(self._capture)
         frames = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count: int | None = frames if frames > 0 and not live else None
@@ -376,7 +377,7 @@ class CaptureSource(FrameSource):
         if self._stop.is_set():
             return False
         if not self._reconnect:
-            log.warning(f"{self.name}: the stream stopped (reconnect is off)")
+            log.warning(f"{self.name}: reading stopped (reconnect is off)")
             return False
         delay, start, tries = self._delay[0], time.monotonic(), 0
         while tries < self._tries and time.monotonic() - start + delay <= self._reconnect_timeout:
@@ -463,8 +464,9 @@ def open_source(source: Any, *, live: bool | None = None, reconnect: bool = True
                 raise SourceError(f"video not found: {text}")
             return CaptureSource(text, text, live=bool(live), **{**options, "reconnect": False})  # no replay at the end
         if path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise SourceError(f"unknown source type: {text} (give an image, a video ({', '.join(sorted(VIDEO_SUFFIXES))}), "
-                              "a folder, a glob pattern, a camera index or a stream URL)")
+            videos = ", ".join(sorted(VIDEO_SUFFIXES))
+            raise SourceError(f"unknown source type: {text} (give an image, a video ({videos}), a folder, a glob "
+                              "pattern, a camera index or a stream URL)")
         return ImageSource(text)
     if isinstance(source, np.ndarray):
         return ImageSource(source)

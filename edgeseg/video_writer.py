@@ -45,12 +45,14 @@ class VideoWriter:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # FFmpeg picks the container by the name's suffix, so the temporary name ends with the same one
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}", dir=self.path.parent)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}",
+                                       dir=self.path.parent)
         except OSError as e:
             raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None
         os.close(fd)
         self._tmp = Path(tmp)
-        self._writer: cv2.VideoWriter | None = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*fourcc), self.fps, self.size)
+        codec = cv2.VideoWriter_fourcc(*fourcc)
+        self._writer: cv2.VideoWriter | None = cv2.VideoWriter(tmp, codec, self.fps, self.size)
         if not self._writer.isOpened():
             self._writer = None
             self._tmp.unlink(missing_ok=True)

@@ -30,8 +30,10 @@ def made_result(frame, xyxy, crops, origins, cls=None, ids=None, names=None) -> 
     cls = np.arange(n) if cls is None else cls
     boxes = Boxes(np.array(xyxy, np.float32).reshape(n, 4), np.full(n, 0.9, np.float32), np.array(cls, np.int64),
                   frame.shape[:2], None if ids is None else np.array(ids, np.int64))
-    masks = Masks(tuple(np.asarray(c, np.uint8) for c in crops), np.array(origins, np.int64).reshape(n, 2), frame.shape[:2])
-    return Results(frame, "frames/scene.jpg", names or {i: f"c{i}" for i in range(max(cls, default=0) + 1)}, boxes, masks)
+    crops = tuple(np.asarray(c, np.uint8) for c in crops)
+    masks = Masks(crops, np.array(origins, np.int64).reshape(n, 2), frame.shape[:2])
+    names = names or {i: f"c{i}" for i in range(max(cls, default=0) + 1)}
+    return Results(frame, "frames/scene.jpg", names, boxes, masks)
 
 
 @pytest.fixture
@@ -69,7 +71,8 @@ def test_mask_annotator_equals_a_plain_numpy_blend_inside_the_boxes_only(scene, 
 
 def test_the_frame_is_copied_unless_inplace(scene):
     original = scene.orig_img.copy()
-    drawn = compose(MaskAnnotator(), OutlineAnnotator(), BoxAnnotator(), LabelAnnotator()).annotate(scene.orig_img, scene)
+    everything = compose(MaskAnnotator(), OutlineAnnotator(), BoxAnnotator(), LabelAnnotator())
+    drawn = everything.annotate(scene.orig_img, scene)
     assert drawn is not scene.orig_img and not np.shares_memory(drawn, scene.orig_img)
     np.testing.assert_array_equal(scene.orig_img, original)
     frame = original.copy()
@@ -103,9 +106,14 @@ def test_colour_by_class_or_by_track_id(scene):
 
 def test_track_colours_need_track_ids(scene):
     untracked = made_result(scene.orig_img, scene.boxes.xyxy, scene.masks.crops, scene.masks.origins)
-    for annotator in (MaskAnnotator(color_by="track"), BoxAnnotator(color_by="track"), LabelAnnotator(color_by="track")):
+    for kind in (MaskAnnotator, OutlineAnnotator, BoxAnnotator, LabelAnnotator):
+        annotator = kind(color_by="track")
         with pytest.raises(ConfigError, match="track IDs"):
             annotator.annotate(scene.orig_img, untracked)
+    frame = scene.orig_img.copy()
+    with pytest.raises(ConfigError, match="track IDs"):  # refused before anything is drawn
+        compose(MaskAnnotator(), BoxAnnotator(color_by="track")).annotate(frame, untracked, inplace=True)
+    np.testing.assert_array_equal(frame, scene.orig_img)
     nothing = untracked[untracked.boxes.conf > 1]
     np.testing.assert_array_equal(MaskAnnotator(color_by="track").annotate(scene.orig_img, nothing), scene.orig_img)
 
@@ -136,7 +144,8 @@ def test_box_annotator_draws_the_rounded_box():
     # a box that reaches the frame's edge keeps its line on the last row and column
     edge = made_result(frame, [[10, 12, 30, 30]], [np.ones((18, 20))], [[10, 12]])
     drawn = BoxAnnotator(thickness=1).annotate(frame, edge)
-    np.testing.assert_array_equal(drawn, cv2.rectangle(frame.copy(), (10, 12), (29, 29), tuple(int(c) for c in PALETTE[0]), 1))
+    expected = cv2.rectangle(frame.copy(), (10, 12), (29, 29), tuple(int(c) for c in PALETTE[0]), 1)
+    np.testing.assert_array_equal(drawn, expected)
 
 
 def label_extent(frame: np.ndarray, xyxy, annotator=None) -> tuple[int, int, int, int]:
@@ -189,13 +198,15 @@ def test_compose_applies_in_order_on_one_copy_and_plot_uses_it(scene):
         step = annotator.annotate(step, scene)
     np.testing.assert_array_equal(compose(*annotators).annotate(scene.orig_img, scene), step)
     np.testing.assert_array_equal(plot(scene, alpha=0.4), step)
-    np.testing.assert_array_equal(plot(scene, labels=False), compose(MaskAnnotator(), BoxAnnotator()).annotate(scene.orig_img, scene))
+    without_labels = compose(MaskAnnotator(), BoxAnnotator()).annotate(scene.orig_img, scene)
+    np.testing.assert_array_equal(plot(scene, labels=False), without_labels)
 
 
 def test_bad_settings_and_frames_are_refused(scene):
-    for make in (lambda: MaskAnnotator(alpha=1.5), lambda: MaskAnnotator(alpha="0.5"), lambda: MaskAnnotator(color_by="id"),
-                 lambda: BoxAnnotator(thickness=0), lambda: OutlineAnnotator(thickness=1.5),
-                 lambda: LabelAnnotator(text_scale=-1), lambda: Palette(np.zeros((0, 3))), lambda: Palette([(0, 0, 256)]),
+    for make in (lambda: MaskAnnotator(alpha=1.5), lambda: MaskAnnotator(alpha="0.5"),
+                 lambda: MaskAnnotator(color_by="id"), lambda: BoxAnnotator(thickness=0),
+                 lambda: OutlineAnnotator(thickness=1.5), lambda: LabelAnnotator(text_scale=-1),
+                 lambda: Palette(np.zeros((0, 3), np.uint8)), lambda: Palette([(0, 0, 256)]),
                  lambda: BoxAnnotator(palette=PALETTE), lambda: compose(MaskAnnotator(), "boxes")):
         with pytest.raises(ConfigError):
             make()

@@ -61,7 +61,8 @@ def blend_masks(frame: np.ndarray, crops: Sequence[np.ndarray], origins, colors,
     colors = np.asarray(colors).reshape(-1, 3) if n else np.zeros((0, 3), np.int64)
     if origins.shape != (n, 2) or not np.issubdtype(origins.dtype, np.integer):
         raise ValueError(f"origins must be ({n}, 2) integers, got {origins.shape} {origins.dtype}")
-    if colors.shape != (n, 3) or not np.issubdtype(colors.dtype, np.integer) or (n and (colors.min() < 0 or colors.max() > 255)):
+    in_range = n == 0 or (colors.min() >= 0 and colors.max() <= 255)
+    if colors.shape != (n, 3) or not np.issubdtype(colors.dtype, np.integer) or not in_range:
         raise ValueError(f"colors must be ({n}, 3) integers in [0, 255], got {colors.shape} {colors.dtype}")
     height, width = frame.shape[:2]
     boxes = np.empty((n, 4), np.int64)
