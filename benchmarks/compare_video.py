@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         video = make_video(Path(tmp) / "pan.avi", args.frames, args.objects)
-        seg = Segmenter(MODEL)
+        seg = Segmenter(MODEL, provider_options={"cpu_spinning": False})  # as `edgeseg track` runs it
         seg.warmup()
         process_video(seg, video, annotator=compose(MaskAnnotator()), progress=False, save=Path(tmp) / "warm.avi")
         samples: dict[str, list[float]] = {"edgeseg": [], "ultralytics": [], "bare": []}

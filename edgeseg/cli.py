@@ -242,7 +242,10 @@ def _run_video(args: argparse.Namespace, source: str, save: Path | None, tracked
     if tracked:
         tracker = Tracker(load_tracker_config(args.tracker) if args.tracker else TrackerConfig())
     annotator = _video_annotator(getattr(args, "color_by", "class"), getattr(args, "show_ids", True))
-    with Segmenter.from_config(args.model, predict_config(args)) as seg:
+    cfg = predict_config(args)
+    # the stages share the cores: ONNX Runtime's threads must not spin while the others work
+    cfg = cfg.replace(provider_options=cfg.provider_options.replace(cpu_spinning=False))
+    with Segmenter.from_config(args.model, cfg) as seg:
         report = process_video(seg, source, tracker=tracker, annotator=annotator, save=save,
                                isolate_dir=getattr(args, "isolate_dir", None), progress=not args.quiet)
     if not args.quiet:

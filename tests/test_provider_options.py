@@ -91,7 +91,7 @@ def test_cache_folders_are_created(tmp_path):
     (dict(trt_workspace_gib=0), "trt_workspace_gib"),
     (dict(trt_workspace_gib="4"), "trt_workspace_gib"),
     (dict(cudnn_conv_algo_search="fast"), "EXHAUSTIVE, HEURISTIC, DEFAULT"),
-    (dict(trt_fp32=True), "unknown setting.*trt_fp32.*known: cudnn_conv_algo_search, device_id"),
+    (dict(trt_fp32=True), "unknown setting.*trt_fp32.*known: cpu_spinning, cudnn_conv_algo_search, device_id"),
 ])
 def test_bad_settings(settings, message):
     with pytest.raises(ConfigError, match=message):
@@ -143,3 +143,18 @@ def test_cli_tensorrt_flags_on_a_cpu_run(shapes_onnx, val_images, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "have no effect: TensorRT is not among the providers cpu" in done.stderr
     assert "on CPUExecutionProvider" in done.stdout and not cache.exists()
+
+
+def test_cpu_spinning_is_a_session_setting(shapes_onnx):
+    from edgeseg import ConfigError, ProviderOptions, Segmenter
+
+    quiet = Segmenter(shapes_onnx, provider_options={"cpu_spinning": False})
+    entries = quiet.backend._session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+    assert entries == "0"
+    default = Segmenter(shapes_onnx).backend._session.get_session_options()
+    try:  # not set at all leaves ONNX Runtime's own default, which spins
+        assert default.get_session_config_entry("session.intra_op.allow_spinning") != "0"
+    except RuntimeError:
+        pass
+    with pytest.raises(ConfigError, match="cpu_spinning"):
+        ProviderOptions(cpu_spinning="no")

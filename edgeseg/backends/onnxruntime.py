@@ -154,6 +154,8 @@ class OnnxRuntimeBackend(Backend):
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             session_options.intra_op_num_threads = threads
+        if options is not None and not options.cpu_spinning:
+            session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(path), session_options, providers=chosen)
         except Exception as e:  # onnxruntime raises several unrelated types for unreadable files
