@@ -141,13 +141,17 @@ class MaskAnnotator(Annotator):
         blend_masks(scene, results.masks.crops, results.masks.origins, self.colors(results), self.alpha)
 
 
-class OutlineAnnotator(Annotator):
-    """Draws each object's outline (results.masks.xy) as a closed polyline; thickness None scales with the frame."""
+class _LineAnnotator(Annotator):
+    """An annotator that draws lines `thickness` pixels wide; None scales the width with the frame."""
 
     def __init__(self, thickness: int | None = None, color_by: str = "class", palette: Palette | None = None) -> None:
         super().__init__(color_by, palette)
         _check_positive("thickness", thickness, (int, np.integer))
         self.thickness = None if thickness is None else int(thickness)
+
+
+class OutlineAnnotator(_LineAnnotator):
+    """Draws each object's outline (results.masks.xy) as a closed polyline; thickness None scales with the frame."""
 
     def _draw(self, scene: np.ndarray, results: Results) -> None:
         thickness = self.thickness or line_thickness(scene.shape)
@@ -156,13 +160,8 @@ class OutlineAnnotator(Annotator):
                 cv2.polylines(scene, [np.round(polygon).astype(np.int32)], True, _bgr(color), thickness)
 
 
-class BoxAnnotator(Annotator):
+class BoxAnnotator(_LineAnnotator):
     """Draws each object's box (rounded to whole pixels, kept in the frame); thickness None scales with the frame."""
-
-    def __init__(self, thickness: int | None = None, color_by: str = "class", palette: Palette | None = None) -> None:
-        super().__init__(color_by, palette)
-        _check_positive("thickness", thickness, (int, np.integer))
-        self.thickness = None if thickness is None else int(thickness)
 
     def _draw(self, scene: np.ndarray, results: Results) -> None:
         thickness = self.thickness or line_thickness(scene.shape)
