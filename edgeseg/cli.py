@@ -61,6 +61,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--isolate-dir", type=Path, help="write each track's cut-outs to DIR/{class}-{id}/{frame}.png")
     _add_output_options(p)
 
+    p = commands.add_parser("benchmark", help="per-stage latency on this machine, optionally against Ultralytics",
+                            description="Time every stage of edgeseg (preprocess, inference, decode_nms, masks, contours, "
+                                        "isolation, annotation) on this machine: mean, p50, p90, p99, max and fps, "
+                                        "several models and providers side by side, optionally interleaved with "
+                                        "Ultralytics' predict on the same model; a table, and JSON and plots with --out.")
+    p.add_argument("--model", action="append", required=True,
+                   help="model file; repeat it or separate by commas to compare several (e.g. FP32,FP16,INT8)")
+    frames = p.add_mutually_exclusive_group()
+    frames.add_argument("--source", help="images, a folder, a glob pattern or a video (default: synthetic scenes)")
+    frames.add_argument("--synthetic", metavar="WxH", help="size of the synthetic scenes (default 1280x720)")
+    p.add_argument("--objects", type=int, default=20, help="shapes per synthetic scene (default 20)")
+    p.add_argument("--providers", default="auto",
+                   help="onnxruntime providers, comma-separated: each model runs on each (e.g. cpu,cuda; default auto)")
+    p.add_argument("--imgsz", type=parse_imgsz_arg, help="input size: 640 or 480,640 (model's own)")
+    p.add_argument("--batch", type=int, default=1, help="images per network run (default 1)")
+    p.add_argument("--warmup", type=int, default=20, help="untimed iterations first (default 20)")
+    p.add_argument("--iters", type=int, default=200, help="timed iterations (default 200)")
+    p.add_argument("--compare", action="append", default=[], metavar="ultralytics",
+                   help="also run Ultralytics' predict on the same model, interleaved (needs the export extra)")
+    p.add_argument("--video", action="store_true", help="also measure pipelined against sequential video throughput")
+    p.add_argument("--no-startup", dest="startup", action="store_false",
+                   help="skip the cold-start and memory measurements (fresh processes, about half a minute)")
+    p.add_argument("--out", type=Path, help="write benchmark.json and the plots into this folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
     p = commands.add_parser("export", help="export a YOLO-seg checkpoint to ONNX or TensorRT",
                             description="Export a YOLO-seg .pt checkpoint to ONNX (FP32, FP16, INT8 QDQ) or a TensorRT "
                                         "engine, optionally verified against the checkpoint. Needs the export extra: "
@@ -267,6 +293,30 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split(values: list[str]) -> list[str]:
+    return [v.strip() for text in values for v in text.split(",") if v.strip()]
+
+
+def run_benchmark_cmd(args: argparse.Namespace) -> int:
+    from .benchmark import run_benchmark
+    from .benchmark.report import format_table
+
+    synthetic = (1280, 720)
+    if args.synthetic:
+        width, _, height = args.synthetic.lower().partition("x")
+        if not (width.isdigit() and height.isdigit()):
+            raise ConfigError(f"--synthetic takes a size like 1280x720, got {args.synthetic!r}")
+        synthetic = (int(width), int(height))
+    report = run_benchmark(_split(args.model), source=args.source, synthetic=synthetic, objects=args.objects,
+                           providers=_split([args.providers]), imgsz=args.imgsz, batch=args.batch, warmup=args.warmup,
+                           iters=args.iters, compare=_split(args.compare), out_dir=args.out, video=args.video,
+                           progress=not args.quiet, startup=args.startup)
+    print(format_table(report))
+    if args.out:
+        print(f"report and plots in {args.out}")
+    return 0
+
+
 def run_export(args: argparse.Namespace) -> int:
     import importlib.util
 
@@ -293,7 +343,8 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"predict": run_predict, "isolate": run_isolate, "track": run_track, "export": run_export, "demo": run_demo}
+COMMANDS = {"predict": run_predict, "isolate": run_isolate, "track": run_track, "export": run_export, "demo": run_demo,
+            "benchmark": run_benchmark_cmd}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
