@@ -88,4 +88,17 @@ def format_table(report: dict) -> str:
         v = report["video"]
         lines += ["", f"video, {v['frames']} frames: pipelined {v['pipelined_fps']:.1f} fps, "
                       f"sequential {v['sequential_fps']:.1f} fps ({v['pipelined_fps'] / v['sequential_fps']:.2f}x)"]
+    if report["cold_start"]:
+        c = report["cold_start"]
+        ultralytics = f", Ultralytics {c['ultralytics_s']:.2f} s" if c.get("ultralytics_s") is not None else ""
+        lines += ["", f"cold start to the first result (fresh processes): bare onnxruntime session "
+                      f"{c['bare_session_s']:.2f} s, edgeseg {c['edgeseg_warm_cache_s']:.2f} s with Numba's cache "
+                      f"({c['ratio_warm_to_bare']:.2f}x bare), {c['edgeseg_cold_cache_s']:.2f} s without{ultralytics}"]
+    if report["memory"]:
+        mem = report["memory"]
+        ultralytics = f", Ultralytics {mem['ultralytics_peak_mib']:.0f} MiB" if mem.get("ultralytics_peak_mib") else ""
+        growth = mem.get("edgeseg_growth_mib_per_1000_frames")
+        growth = f"; growth {growth:.1f} MiB per 1000 frames" if growth is not None else ""
+        lines += [f"peak memory: bare session {mem['bare_session_peak_mib']:.0f} MiB, edgeseg "
+                  f"{mem['edgeseg_peak_mib']:.0f} MiB ({mem['ratio_to_bare']:.2f}x bare){ultralytics}{growth}"]
     return "\n".join(lines)
