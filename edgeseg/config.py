@@ -64,16 +64,7 @@ class ProviderOptions:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "provider_options") -> "ProviderOptions":
         """From a YAML mapping; unknown keys are an error."""
-        if data is None:
-            return cls()
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{where} must be a mapping of settings, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown setting(s) in {where}: {', '.join(map(str, unknown))}; "
-                              f"known: {', '.join(sorted(known))}")
-        return cls(**data)
+        return settings_from_mapping(cls, data, where)
 
     def replace(self, **changes: Any) -> "ProviderOptions":
         """A copy with some settings changed; None values leave a setting as it is."""
@@ -153,6 +144,20 @@ def parse_imgsz(value: Any) -> tuple[int, int] | None:
     return int(value[0]), int(value[1])
 
 
+def settings_from_mapping(cls: Any, data: Mapping[str, Any] | None, where: str) -> Any:
+    """An instance of the settings dataclass `cls` from a YAML mapping (None: the defaults). A key that is not one
+    of its fields is an error that lists the known ones: a typo never passes silently as a default."""
+    if data is None:
+        return cls()
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping of settings, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(map(str, set(data) - known))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in {where}: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**data)
+
+
 def load_config(path: str | Path) -> PredictConfig:
     """Reads a YAML settings file (see configs/default.yaml); unknown keys are an error."""
     import yaml
@@ -166,8 +171,4 @@ def load_config(path: str | Path) -> PredictConfig:
         raise ConfigError(f"cannot read config file {path}: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings, got {type(data).__name__}")
-    known = {f.name for f in dataclasses.fields(PredictConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"unknown setting(s) in {path}: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return PredictConfig(**data)
+    return settings_from_mapping(PredictConfig, data, str(path))

@@ -27,6 +27,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..config import settings_from_mapping
 from ..errors import ConfigError
 from ..results import Results
 from . import kalman
@@ -79,11 +80,7 @@ class TrackerConfig:
         kind = data.pop("tracker_type", "bytetrack")
         if kind != "bytetrack":
             raise ConfigError(f"{where}: tracker_type must be bytetrack, the only tracker edgeseg has, got {kind!r}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(map(str, set(data) - known))
-        if unknown:
-            raise ConfigError(f"unknown setting(s) in {where}: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**data)
+        return settings_from_mapping(cls, data, where)
 
 
 def load_tracker_config(path: str | Path) -> TrackerConfig:
