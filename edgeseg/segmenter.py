@@ -158,15 +158,19 @@ class Segmenter:
 
     def stream(self, source: Any) -> Iterator[Results]:
         """Like predict, one Results at a time (images are read lazily, batch by batch)."""
-        items = expand_source(source)
+        for batch in self._batches(iter_images(expand_source(source))):
+            yield from self._run(batch)
+
+    def _batches(self, items: Iterable[tuple[str | None, np.ndarray]]) -> Iterator[list[tuple[str | None, np.ndarray]]]:
+        """(name, image) pairs in lists of batch_size, the last one possibly shorter."""
         batch: list[tuple[str | None, np.ndarray]] = []
-        for item in iter_images(items):
+        for item in items:
             batch.append(item)
             if len(batch) == self.batch_size:
-                yield from self._run(batch)
+                yield batch
                 batch = []
         if batch:
-            yield from self._run(batch)
+            yield batch
 
     def _run(self, batch: list[tuple[str | None, np.ndarray]]) -> list[Results]:
         t0 = time.perf_counter()
@@ -220,20 +224,11 @@ class Segmenter:
 
         def read() -> None:
             try:
-                batch: list[tuple[str | None, np.ndarray]] = []
-                turn = 0
-                for item in frames:
-                    batch.append(item)
-                    if len(batch) == self.batch_size:
-                        t0 = time.perf_counter()
-                        tensor, boxes = pool[turn % len(pool)]([image for _, image in batch])
-                        if not put(prepared, (batch, tensor, boxes, (time.perf_counter() - t0) * 1e3)):
-                            return
-                        batch, turn = [], turn + 1
-                if batch:
+                for turn, batch in enumerate(self._batches(frames)):
                     t0 = time.perf_counter()
                     tensor, boxes = pool[turn % len(pool)]([image for _, image in batch])
-                    put(prepared, (batch, tensor, boxes, (time.perf_counter() - t0) * 1e3))
+                    if not put(prepared, (batch, tensor, boxes, (time.perf_counter() - t0) * 1e3)):
+                        return
                 put(prepared, _END)
             except BaseException as e:  # handed to the caller's thread, which raises it
                 put(prepared, _Failure(e))
