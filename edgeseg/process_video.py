@@ -21,7 +21,7 @@ from .progress import Progress
 from .results import Results
 from .segmenter import Segmenter
 from .tracking import Tracker
-from .video import VIDEO_SUFFIXES, Frame, _is_url, open_source
+from .video import VIDEO_SUFFIXES, Frame, is_stream_url, open_source
 from .video_writer import VideoWriter
 
 
@@ -32,7 +32,7 @@ def is_video_source(source: Any) -> bool:
     if not isinstance(source, (str, os.PathLike)):
         return False
     text = os.fspath(source)
-    return _is_url(text) or (text.isdigit() and not Path(text).exists()) or Path(text).suffix.lower() in VIDEO_SUFFIXES
+    return is_stream_url(text) or (text.isdigit() and not Path(text).exists()) or Path(text).suffix.lower() in VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)

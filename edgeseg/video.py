@@ -421,7 +421,8 @@ class CaptureSource(FrameSource):
             self._release()
 
 
-def _is_url(text: str) -> bool:
+def is_stream_url(text: str) -> bool:
+    """True for a URL with one of STREAM_SCHEMES (rtsp://, http://, udp://, ...)."""
     m = _URL.match(text)
     return m is not None and m.group(1).lower() in STREAM_SCHEMES
 
@@ -453,7 +454,7 @@ def open_source(source: Any, *, live: bool | None = None, reconnect: bool = True
         return CaptureSource(int(source), f"camera {int(source)}", live=True if live is None else live, **options)
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
-        if _is_url(text):
+        if is_stream_url(text):
             is_file = Path(text.split("?")[0]).suffix.lower() in VIDEO_SUFFIXES and text.lower().startswith("http")
             return CaptureSource(text, text, live=not is_file if live is None else live, **options)
         path = Path(text)
