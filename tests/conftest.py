@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +83,8 @@ def detect_onnx(tmp_path_factory) -> Path:
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def edgeseg_cli(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The real `edgeseg` command in a subprocess (python -m edgeseg.cli), output captured as text."""
+    return subprocess.run([sys.executable, "-m", "edgeseg.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)

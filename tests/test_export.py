@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,7 +13,7 @@ import pytest
 
 from edgeseg import ConfigError, ExportError, ModelNotFoundError, NotSegmentationModelError, OutputError, Segmenter
 
-from .conftest import SHAPES_PT
+from .conftest import SHAPES_PT, edgeseg_cli
 
 pytest.importorskip("ultralytics")
 from edgeseg_export import export  # noqa: E402
@@ -183,10 +181,6 @@ def test_match_pairs_by_class_and_iou():
     pairs = match(ref, [0, 1, 2], ours, [0, 0, 1])
     assert [(i, j) for i, j, _ in pairs] == [(0, 1)]  # one box per reference; other classes never match
     assert match(ref[:0], [], ours, [0, 0, 1]) == []
-
-
-def edgeseg_cli(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgeseg.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
 def test_cli_export_and_verify(checkpoint, val_images, tmp_path):

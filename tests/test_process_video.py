@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -16,6 +14,8 @@ from edgeseg.process_video import is_video_source, process_video
 from edgeseg.synthetic import panning_frames
 from edgeseg.tracking import Tracker
 from edgeseg.video_writer import VideoWriter
+
+from .conftest import edgeseg_cli
 
 FPS = 12.0
 SIZE = (480, 320)  # (w, h)
@@ -98,10 +98,6 @@ def test_truncated_video_ends_cleanly(segmenter, video, tmp_path):
     report = process_video(segmenter, cut, save=tmp_path / "out.avi", progress=False)
     assert 0 < report.frames < 24
     assert read_video(tmp_path / "out.avi")[0] == report.frames
-
-
-def edgeseg_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgeseg.cli", *map(str, args)], capture_output=True, text=True)
 
 
 def test_track_and_predict_commands_on_a_video(video, tmp_path):
