@@ -37,5 +37,9 @@ class ExportError(EdgesegError):
     """A checkpoint cannot be exported, or the exported model does not match the original."""
 
 
+class KernelError(EdgesegError):
+    """edgeseg's compiled kernels were asked for (EDGESEG_KERNELS=aot) but are missing or out of date."""
+
+
 class CudaError(ProviderError):
     """A CUDA or TensorRT call failed on the GPU: no device, driver too old, out of memory, execution failed."""

@@ -74,7 +74,8 @@ def test_cli_writes_full_report(shapes_onnx, tmp_path):
     assert set(report) == {"edgeseg_version", "machine", "settings", "runs", "ratios", "video", "cold_start", "memory",
                            "plots"}
     machine = report["machine"]
-    assert {"cpu", "cores", "gpu", "platform", "python", "versions"} <= set(machine) and machine["cores"] >= 1
+    assert {"cpu", "cores", "gpu", "platform", "python", "kernels", "versions"} <= set(machine) and machine["cores"] >= 1
+    assert machine["kernels"] in ("aot", "jit")
     assert set(machine["versions"]) == {"edgeseg", "onnxruntime", "numba", "numpy", "opencv", "ultralytics"}
     assert machine["versions"]["ultralytics"]
     settings = report["settings"]

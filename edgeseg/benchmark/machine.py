@@ -51,6 +51,7 @@ def describe_machine() -> dict:
     import onnxruntime
 
     from .. import __version__
+    from ..kernels.jit import MODE
 
     return {
         "cpu": cpu_model(),
@@ -58,6 +59,7 @@ def describe_machine() -> dict:
         "gpu": gpu_name(),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "kernels": MODE,  # "aot": compiled at install; "jit": compiled by Numba in the process
         "versions": {"edgeseg": __version__, "onnxruntime": onnxruntime.__version__, "numba": numba.__version__,
                      "numpy": numpy.__version__, "opencv": cv2.__version__,
                      "ultralytics": package_version("ultralytics")},

@@ -144,16 +144,19 @@ def write_plots(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     if cold:
         written.append(_bars(plt, {
             "bare onnxruntime session": cold.get("bare_session_s"),
-            "edgeseg, warm Numba cache": cold.get("edgeseg_warm_cache_s"),
-            "edgeseg, empty Numba cache": cold.get("edgeseg_cold_cache_s"),
+            f"edgeseg ({cold.get('kernels', '?')} kernels)": cold.get("edgeseg_s"),
+            "edgeseg, JIT, warm Numba cache": cold.get("edgeseg_jit_warm_cache_s"),
+            "edgeseg, JIT, empty Numba cache": cold.get("edgeseg_jit_cold_cache_s"),
             "Ultralytics": cold.get("ultralytics_s"),
         }, "s", "Cold start: new process to first result", out_dir / "cold_start.png", "bare onnxruntime session"))
     memory = report.get("memory")
     if memory:
-        written.append(_bars(plt, {
-            "bare onnxruntime session": memory.get("bare_session_peak_mib"),
-            "edgeseg": memory.get("edgeseg_peak_mib"),
-            "Ultralytics": memory.get("ultralytics_peak_mib"),
-        }, "MiB", f"Peak resident memory ({memory.get('frames', '?')} frames)", out_dir / "memory.png",
-            "bare onnxruntime session"))
+        frames = memory.get("frames", "?")
+        peaks = {}
+        for label, suffix in (("first result", "peak_mib"), (f"{frames} frames", "long_peak_mib")):
+            peaks.update({f"bare onnxruntime session, {label}": memory.get(f"bare_session_{suffix}"),
+                          f"edgeseg, {label}": memory.get(f"edgeseg_{suffix}"),
+                          f"Ultralytics, {label}": memory.get(f"ultralytics_{suffix}")})
+        written.append(_bars(plt, peaks, "MiB", "Peak resident memory", out_dir / "memory.png",
+                             "bare onnxruntime session, first result"))
     return [p for p in written if p is not None]

@@ -1,7 +1,7 @@
 """Cold start and memory of a fresh process: edgeseg against a bare ONNX Runtime session and Ultralytics.
 
 Every number comes from a new interpreter (`sys.executable -c SCRIPT ARGS`), because what is measured — imports,
-session creation, Numba loading or compiling its kernels, the first frame — happens once per process.
+session creation, loading or compiling the kernels, the first frame — happens once per process.
 
 Cold start is wall time from just before the parent spawns the child (`time.time()`) to the child's `time.time()`
 after its first result: interpreter start-up, imports, model load and the first frame are all inside, as a user
@@ -9,8 +9,12 @@ launching a script sees them. The child also reports its own split (imports, set
 which shows where the time goes. Both clocks are the same wall clock of one machine, so their difference is valid;
 the OS file cache is warm after the first repeat (the "cold" here is a cold process, not a cold disk).
 
-"Warm cache" means NUMBA_CACHE_DIR points at a folder an earlier run filled, so the kernels are loaded, not
-compiled; "cold cache" means a fresh empty folder, so every kernel the first frame needs is compiled.
+edgeseg runs three ways: as installed (its kernels compiled ahead of time, when the install built them), and with
+EDGESEG_KERNELS=jit, where Numba compiles the kernels: "warm cache" means NUMBA_CACHE_DIR points at a folder an
+earlier run filled, so the kernels are loaded, not compiled; "cold cache" means a fresh empty folder.
+
+Memory is the peak resident size of each child (VmHWM) twice: right after its first result, and after `frames`
+frames, because ONNX Runtime's own session grows on its second run (it plans its buffers on the first).
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ def check_lean():
 def report(**values):
     values["end_time"] = time.time()
     values["peak_mib"] = peak_mib()
+    values.setdefault("peak_first_mib", values["peak_mib"])
     print("EDGESEG_BENCH_RESULT " + json.dumps(values), flush=True)
 """
 
@@ -88,10 +93,14 @@ inp = session.get_inputs()[0]
 shape = [d if isinstance(d, int) else default for d, default in zip(inp.shape, (1, 3, 640, 640))]
 dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
 t_setup = time.perf_counter()
-session.run(None, {inp.name: np.zeros(shape, dtype)})
-t_first = time.perf_counter()
+feed = {inp.name: np.zeros(shape, dtype)}
+session.run(None, feed)
+t_first, peak_first = time.perf_counter(), peak_mib()
+for _ in range(1, args.get("frames", 1)):
+    session.run(None, feed)
 check_lean()
-report(import_s=t_import - _t0, setup_s=t_setup - t_import, first_s=t_first - t_setup, input_shape=shape)
+report(import_s=t_import - _t0, setup_s=t_setup - t_import, first_s=t_first - t_setup, input_shape=shape,
+       peak_first_mib=peak_first)
 """
 
 _EDGESEG = _PRELUDE + r"""
@@ -102,7 +111,9 @@ image = np.load(args["image"])
 seg = Segmenter(args["model"], providers=args["providers"])
 t_setup = time.perf_counter()
 found = len(seg.predict(image)[0])
-t_first = time.perf_counter()
+t_first, peak_first = time.perf_counter(), peak_mib()
+from edgeseg.kernels.jit import MODE
+numba_loaded = "numba" in sys.modules
 frames, warmup = args.get("frames", 1), args.get("warmup", 0)
 rss_warm = rss_mib()
 for i in range(1, frames):
@@ -112,7 +123,8 @@ for i in range(1, frames):
 rss_end = rss_mib()
 check_lean()
 report(import_s=t_import - _t0, setup_s=t_setup - t_import, first_s=t_first - t_setup, objects=found,
-       rss_warm_mib=rss_warm, rss_end_mib=rss_end)
+       rss_warm_mib=rss_warm, rss_end_mib=rss_end, peak_first_mib=peak_first, kernels=MODE,
+       numba_loaded=numba_loaded)
 """
 
 _ULTRALYTICS = _PRELUDE + r"""
@@ -124,10 +136,11 @@ model = YOLO(args["model"], task="segment")
 t_setup = time.perf_counter()
 kwargs = dict(imgsz=args["imgsz"], device=args["device"], verbose=False)
 found = len(model.predict(image, **kwargs)[0])
-t_first = time.perf_counter()
+t_first, peak_first = time.perf_counter(), peak_mib()
 for _ in range(1, args.get("frames", 1)):
     model.predict(image, **kwargs)
-report(import_s=t_import - _t0, setup_s=t_setup - t_import, first_s=t_first - t_setup, objects=found)
+report(import_s=t_import - _t0, setup_s=t_setup - t_import, first_s=t_first - t_setup, objects=found,
+       peak_first_mib=peak_first)
 """
 
 
@@ -210,17 +223,19 @@ def _median(samples: list[float]) -> float:
 def measure_cold_start(model: str | Path, provider: str = "auto", repeats: int = 3,
                        image: np.ndarray | str | Path | None = None) -> dict[str, Any]:
     """Seconds from spawning a fresh process to its first result, median of `repeats` runs each:
-    bare_session_s (import onnxruntime, create the session, one run on zeros: the floor), edgeseg_warm_cache_s
-    (Segmenter + predict on a frame with objects, Numba's cache filled by an earlier run), edgeseg_cold_cache_s
-    (the same with an empty cache: compilation included), ultralytics_s (YOLO(model).predict; None when Ultralytics
-    is not installed). `samples` keeps every run with the child's own split (import_s, setup_s, first_s);
-    `cold_cache_files` counts the files each cold run left in its empty cache (0 would mean nothing compiled).
+    bare_session_s (import onnxruntime, create the session, one run on zeros: the floor), edgeseg_s (Segmenter +
+    predict on a frame with objects, as installed: `kernels` says whether the kernels were compiled ahead of time,
+    "aot", or by Numba, "jit"), edgeseg_jit_warm_cache_s and edgeseg_jit_cold_cache_s (EDGESEG_KERNELS=jit, with
+    Numba's cache filled by an earlier run, or empty: compilation included), ultralytics_s (YOLO(model).predict;
+    None when Ultralytics is not installed). `samples` keeps every run with the child's own split (import_s,
+    setup_s, first_s); `cold_cache_files` counts the files each cold run left in its empty cache (0 would mean
+    nothing compiled).
     """
     path = _check(model, repeats, "repeats")
     seg_providers, ort_providers = _onnx_providers(provider)
     with_ultralytics = ultralytics_installed()
-    samples: dict[str, list[dict[str, Any]]] = {"bare_session": [], "edgeseg_warm_cache": [],
-                                                "edgeseg_cold_cache": [], "ultralytics": []}
+    samples: dict[str, list[dict[str, Any]]] = {kind: [] for kind in (
+        "bare_session", "edgeseg", "edgeseg_jit_warm_cache", "edgeseg_jit_cold_cache", "ultralytics")}
     cold_files: list[int] = []
     with tempfile.TemporaryDirectory(prefix="edgeseg-coldstart-") as tmp:
         work = Path(tmp)
@@ -233,13 +248,17 @@ def measure_cold_start(model: str | Path, provider: str = "auto", repeats: int =
                 _run_child("bare session", _BARE, {"model": str(path), "providers": ort_providers}))
             cold_cache = work / f"numba-cold-{i}"
             cold_cache.mkdir()
-            samples["edgeseg_cold_cache"].append(
-                _run_child("edgeseg, empty Numba cache", _EDGESEG, seg_args, {"NUMBA_CACHE_DIR": str(cold_cache)}))
+            samples["edgeseg_jit_cold_cache"].append(_run_child(
+                "edgeseg, JIT, empty Numba cache", _EDGESEG, seg_args,
+                {"NUMBA_CACHE_DIR": str(cold_cache), "EDGESEG_KERNELS": "jit"}))
             cold_files.append(sum(1 for p in cold_cache.rglob("*") if p.is_file()))
             if i == 0:  # the first cold run's compiled kernels are the warm cache from here on
                 shutil.copytree(cold_cache, warm_cache)
-            samples["edgeseg_warm_cache"].append(
-                _run_child("edgeseg, warm Numba cache", _EDGESEG, seg_args, {"NUMBA_CACHE_DIR": str(warm_cache)}))
+            samples["edgeseg_jit_warm_cache"].append(_run_child(
+                "edgeseg, JIT, warm Numba cache", _EDGESEG, seg_args,
+                {"NUMBA_CACHE_DIR": str(warm_cache), "EDGESEG_KERNELS": "jit"}))
+            # as installed; should that be the JIT (no compiled kernels), it finds Numba's cache warm
+            samples["edgeseg"].append(_run_child("edgeseg", _EDGESEG, seg_args, {"NUMBA_CACHE_DIR": str(warm_cache)}))
             shutil.rmtree(cold_cache, ignore_errors=True)
             if with_ultralytics:
                 imgsz = samples["bare_session"][0]["input_shape"][2:]
@@ -251,12 +270,15 @@ def measure_cold_start(model: str | Path, provider: str = "auto", repeats: int =
     return {
         "model": path.name,
         "provider": provider,
+        "kernels": samples["edgeseg"][0]["kernels"],
         "bare_session_s": bare,
-        "edgeseg_warm_cache_s": medians["edgeseg_warm_cache"],
-        "edgeseg_cold_cache_s": medians["edgeseg_cold_cache"],
+        "edgeseg_s": medians["edgeseg"],
+        "edgeseg_jit_warm_cache_s": medians["edgeseg_jit_warm_cache"],
+        "edgeseg_jit_cold_cache_s": medians["edgeseg_jit_cold_cache"],
         "ultralytics_s": medians["ultralytics"],
-        "ratio_warm_to_bare": medians["edgeseg_warm_cache"] / bare,
-        "ratio_cold_to_bare": medians["edgeseg_cold_cache"] / bare,
+        "ratio_to_bare": medians["edgeseg"] / bare,
+        "ratio_jit_warm_to_bare": medians["edgeseg_jit_warm_cache"] / bare,
+        "ratio_jit_cold_to_bare": medians["edgeseg_jit_cold_cache"] / bare,
         "ratio_ultralytics_to_bare": medians["ultralytics"] / bare if medians["ultralytics"] is not None else None,
         "cold_cache_files": cold_files,
         "samples": {kind: [{k: v for k, v in s.items() if k != "end_time"} for s in runs] if runs else None
@@ -267,12 +289,14 @@ def measure_cold_start(model: str | Path, provider: str = "auto", repeats: int =
 
 def measure_memory(model: str | Path, provider: str = "auto", frames: int = 300,
                    image: np.ndarray | str | Path | None = None) -> dict[str, Any]:
-    """Peak resident memory (MiB, ru_maxrss) of a fresh process each: bare_session_peak_mib (create the session, run
-    once), edgeseg_peak_mib (Segmenter + `frames` predictions), ultralytics_peak_mib (`frames` predictions; None
-    without Ultralytics). Numba's cache is filled by an earlier run first, so the compiler's memory is not counted.
+    """Peak resident memory (MiB, VmHWM) of a fresh process each, edgeseg as installed (`kernels`: "aot" or "jit";
+    for the JIT, Numba's cache is filled by an earlier run first, so the compiler's memory is not counted):
+    bare_session_peak_mib, edgeseg_peak_mib, ultralytics_peak_mib (None without Ultralytics) right after the first
+    result (the bare session: created and run once, the floor), and *_long_peak_mib after `frames` frames (the bare
+    session run as often); ratio_to_bare and ratio_long_to_bare compare edgeseg with the bare session at each point.
     edgeseg_growth_mib_per_1000_frames: resident memory after all frames minus after a warm-up (a tenth of the frames,
     at least one), per 1000 frames after the warm-up; a leak shows as a steady positive number. None where neither
-    /proc nor psutil can read the resident size.
+    /proc nor psutil can read the resident size, or over fewer than MIN_GROWTH_FRAMES frames.
     """
     path = _check(model, frames, "frames")
     seg_providers, ort_providers = _onnx_providers(provider)
@@ -283,7 +307,7 @@ def measure_memory(model: str | Path, provider: str = "auto", frames: int = 300,
         cache = {"NUMBA_CACHE_DIR": str(work / "numba")}
         seg_args = {"model": str(path), "providers": seg_providers, "image": str(frame)}
         _run_child("edgeseg, filling the Numba cache", _EDGESEG, seg_args, cache)
-        bare = _run_child("bare session", _BARE, {"model": str(path), "providers": ort_providers})
+        bare = _run_child("bare session", _BARE, {"model": str(path), "providers": ort_providers, "frames": frames})
         seg = _run_child("edgeseg", _EDGESEG, {**seg_args, "frames": frames, "warmup": warmup}, cache)
         ultra = None
         if ultralytics_installed():
@@ -297,11 +321,16 @@ def measure_memory(model: str | Path, provider: str = "auto", frames: int = 300,
     return {
         "model": path.name,
         "provider": provider,
-        "bare_session_peak_mib": bare["peak_mib"],
-        "edgeseg_peak_mib": seg["peak_mib"],
-        "ultralytics_peak_mib": ultra["peak_mib"] if ultra else None,
-        "ratio_to_bare": seg["peak_mib"] / bare["peak_mib"],
-        "ratio_ultralytics_to_bare": ultra["peak_mib"] / bare["peak_mib"] if ultra else None,
+        "kernels": seg["kernels"],
+        "bare_session_peak_mib": bare["peak_first_mib"],
+        "edgeseg_peak_mib": seg["peak_first_mib"],
+        "ultralytics_peak_mib": ultra["peak_first_mib"] if ultra else None,
+        "ratio_to_bare": seg["peak_first_mib"] / bare["peak_first_mib"],
+        "bare_session_long_peak_mib": bare["peak_mib"],
+        "edgeseg_long_peak_mib": seg["peak_mib"],
+        "ultralytics_long_peak_mib": ultra["peak_mib"] if ultra else None,
+        "ratio_long_to_bare": seg["peak_mib"] / bare["peak_mib"],
+        "ratio_ultralytics_to_bare": ultra["peak_first_mib"] / bare["peak_first_mib"] if ultra else None,
         "edgeseg_rss_after_warmup_mib": seg["rss_warm_mib"],
         "edgeseg_rss_end_mib": seg["rss_end_mib"],
         "edgeseg_growth_mib_per_1000_frames": growth,

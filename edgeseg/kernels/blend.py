@@ -16,10 +16,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .jit import jit
+from .jit import kernel
 
 
-@jit
+@kernel("void(uint8[:, :, ::1], uint8[::1], int64[::1], int64[:, ::1], uint8[:, ::1], int64)")
 def _blend_masks(frame, masks, offsets, boxes, colors, weight):
     keep = 256 - weight
     channels = frame.shape[2]

@@ -6,13 +6,12 @@ costs the object's box area plus the output's allocation, never a pass over the 
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from .jit import jit
+from .jit import kernel
 
 
-@jit
+@kernel("void(uint8[:, :, ::1], uint8[:, ::1], int64, int64, uint8[:, :, ::1], int64, int64, int64)")
 def _paste_object(frame, mask, mask_x0, mask_y0, out, out_x0, out_y0, opacity_channel):
     mask_h, mask_w = mask.shape
     out_h, out_w = out.shape[0], out.shape[1]
@@ -60,5 +59,8 @@ def cut_out(frame: np.ndarray, mask: np.ndarray, origin, region, mode: str) -> n
         return opacity[:, :, 0]
     if 0 in shape:
         return np.zeros((*shape, 4), np.uint8)
-    # one interleaving pass in OpenCV: several times faster than NumPy's strided channel writes
+    # one interleaving pass in OpenCV: several times faster than NumPy's strided channel writes. Imported here
+    # because the build loads this package without OpenCV to compile the kernels (aot.py).
+    import cv2
+
     return cv2.merge([frame[y0:y1, x0:x1], opacity])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import jit
+from .jit import jit, kernel
 
 
 @jit
@@ -53,7 +53,8 @@ def _resample(src, src_row0, src_col0, rows0, rows1, wrow, cols0, cols1, wcol, o
             out[r, c] = across[a, c] * wy0 + across[b, c] * wy1
 
 
-@jit
+@kernel("void(float32[:, :, ::1], float32[:, ::1], int64[:, ::1], int64, int64[::1], int64, int64, int64[::1], "
+        "uint8[::1])")
 def _masks_in_boxes(protos, coefs, bounds, upsample, crop, out_h, out_w, offsets, out):
     num_protos, proto_h, proto_w = protos.shape
     top, left, bottom, right = crop[0], crop[1], crop[2], crop[3]

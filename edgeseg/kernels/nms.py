@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import jit
+from .jit import jit, kernel
 
 
-@jit
+@kernel("int64(float32[:, ::1], int64, float32, boolean[::1], boolean, int64[::1], int64[::1], float32[::1])")
 def _select_candidates(pred, num_classes, conf_thres, allowed, multi_label, anchors, classes, scores):
     num_anchors = pred.shape[1]
     count = 0
@@ -63,7 +63,7 @@ def select_candidates(
     return anchors[:n], classes[:n], scores[:n]
 
 
-@jit
+@kernel("void(float32[:, ::1], int64[::1], float32[:, ::1])")
 def _xywh_to_xyxy(pred, anchors, out):
     for i in range(anchors.shape[0]):
         a = anchors[i]
@@ -84,7 +84,7 @@ def xywh_to_xyxy(pred: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     return out
 
 
-@jit
+@kernel("int64(float32[:, ::1], float32[::1], float64, int64, int64[::1])")
 def _nms(boxes, scores, iou_thres, max_det, keep):
     n = boxes.shape[0]
     order = np.argsort(-scores, kind="mergesort")  # descending, ties in input order

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import jit
+from .jit import kernel
 
 
-@jit
+@kernel("void(uint8[:, :, ::1], float32[:, :, ::1], int64, int64, int64)")
 def _hwc_bgr_to_chw_rgb(image, out, top, left, pad_value):
     channels, out_h, out_w = out.shape
     h, w = image.shape[0], image.shape[1]

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .jit import jit
+from .jit import jit, kernel
 
 FIXED_SHIFT = 16  # OpenCV's XY_SHIFT: integer-vertex crossings are 16.16 fixed point
 FIXED_ONE = 1 << FIXED_SHIFT
@@ -257,7 +257,8 @@ def _outlines_and_edges(xs, ys, starts, origin, region, frame, out, value):
     return first_row, end_row, x_top, dx, winding, count
 
 
-@jit
+@kernel("void(int64[::1], int64[::1], int64[::1], UniTuple(int64, 2), UniTuple(int64, 4), UniTuple(int64, 2), boolean, "
+        "uint8[:, ::1], int64)")
 def _fill_fixed_point(xs, ys, starts, origin, region, frame, nonzero, out, value):
     """Fills integer polygons as cv2.fillPoly does (module docstring) into the region of `out`.
 
@@ -306,7 +307,8 @@ def _centre_edges(xs, ys, starts, region):
     return first_row, end_row, x_top, y_top, slope, winding, count
 
 
-@jit
+@kernel("void(float64[::1], float64[::1], int64[::1], UniTuple(int64, 2), UniTuple(int64, 4), boolean, uint8[:, ::1], "
+        "int64)")
 def _fill_centres(xs, ys, starts, origin, region, nonzero, out, value):
     """Fills float polygons by pixel-centre sampling (module docstring) into the region of `out`.
 

@@ -1,0 +1,70 @@
+"""edgeseg.kernels.jit: the kernels compiled at install are the ones in use, stale ones never are, and the JIT path
+(an install that could not compile them) passes the same kernel tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeseg.errors import ConfigError, KernelError
+from edgeseg.kernels import jit
+
+KERNEL_TESTS = Path(__file__).parent
+REQUESTED = os.environ.get("EDGESEG_KERNELS", "auto")
+
+
+@pytest.mark.skipif(REQUESTED == "jit", reason="EDGESEG_KERNELS=jit asks for Numba's JIT")
+def test_install_compiled_every_entry_point():
+    assert jit.MODE == "aot", "the install did not compile the kernels: see the setup.py lines of `pip install -e .`"
+    compiled = jit._COMPILED
+    assert compiled.source_digest() == jit.source_digest()
+    assert len(jit.ENTRIES) >= 9
+    for name in jit.ENTRIES:
+        assert callable(getattr(compiled, name)), name
+
+
+def test_each_entry_point_is_exported_under_its_module_and_name():
+    assert "masks_masks_in_boxes" in jit.ENTRIES and "nms_nms" in jit.ENTRIES
+    for name, (func, signature) in jit.ENTRIES.items():
+        assert jit.export_name(func) == name
+        assert signature.count("(") >= 1 and not signature.startswith("(")  # a return type, then the arguments
+
+
+def test_stale_compiled_kernels_are_never_used(monkeypatch):
+    monkeypatch.setattr(jit, "source_digest", lambda: 12345)  # as if a kernel's source changed after the build
+    if jit._COMPILED is not None:
+        module, why_not, stale = jit._load_compiled()
+        assert module is None and stale and "pip install -e ." in why_not
+    monkeypatch.setenv("EDGESEG_KERNELS", "aot")
+    with pytest.raises(KernelError, match="EDGESEG_KERNELS=aot"):
+        jit._resolve_mode()
+    monkeypatch.setenv("EDGESEG_KERNELS", "auto")
+    if jit._COMPILED is not None:
+        with pytest.warns(UserWarning, match="other sources"):
+            assert jit._resolve_mode() == ("jit", None)
+
+
+def test_jit_mode_is_chosen_without_loading_the_compiled_module(monkeypatch):
+    monkeypatch.setenv("EDGESEG_KERNELS", "jit")
+    assert jit._resolve_mode() == ("jit", None)
+
+
+def test_unknown_mode_is_a_config_error(monkeypatch):
+    monkeypatch.setenv("EDGESEG_KERNELS", "fast")
+    with pytest.raises(ConfigError, match="'auto', 'aot' or 'jit'"):
+        jit._resolve_mode()
+
+
+@pytest.mark.skipif(REQUESTED == "jit", reason="this run already uses the JIT")
+def test_kernel_tests_pass_under_numbas_jit():
+    # what runs where the install could not compile the kernels: the same tests, Numba compiling on first call
+    env = {**os.environ, "EDGESEG_KERNELS": "jit"}
+    others = sorted(str(p) for p in KERNEL_TESTS.glob("test_*.py") if p.name != Path(__file__).name)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *others],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "failed" not in proc.stdout
