@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from .results import Results
 
 
+GPU_DEVICES = ("cuda", "gpu", "tensorrt", "trt")  # --device names that put the post-processing on the GPU
+
+
 def _int_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.replace(" ", ",").split(",") if v)
@@ -136,7 +139,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--multi-label", action="store_true", default=None, help="one detection per box and class")
     p.add_argument("--batch", type=int, help="images per network run (dynamic-batch models)")
     device = p.add_mutually_exclusive_group()
-    device.add_argument("--device", help="cpu, cuda, cuda:N or tensorrt")
+    device.add_argument("--device", help="cpu, cuda, cuda:N or tensorrt[:N]: the network's provider; cuda and tensorrt "
+                                         "also run the post-processing on that GPU (numba.cuda)")
     device.add_argument("--providers", help="onnxruntime providers in order, comma-separated, or auto")
     p.add_argument("--trt-fp16", action="store_true", default=None,
                    help="onnxruntime's TensorRT provider: allow FP16 kernels")
@@ -160,15 +164,17 @@ def parse_imgsz_arg(text: str) -> tuple[int, int]:
 def predict_config(args: argparse.Namespace) -> PredictConfig:
     """Defaults, then the YAML file, then flags."""
     cfg = load_config(args.config) if args.config else PredictConfig()
-    providers = None
+    providers = device = None
     if args.device:
         providers = (args.device,)
+        # one switch: a GPU provider asked for by --device runs the post-processing on that GPU too
+        device = "cuda" if args.device.partition(":")[0].lower() in GPU_DEVICES else "cpu"
     elif args.providers:
         providers = "auto" if args.providers == "auto" else tuple(p for p in args.providers.split(",") if p)
     options = cfg.provider_options.replace(trt_fp16=args.trt_fp16, trt_engine_cache=args.trt_cache)
     return cfg.replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, classes=args.classes,
                        agnostic_nms=args.agnostic_nms, multi_label=args.multi_label, batch=args.batch,
-                       providers=providers, provider_options=options)
+                       providers=providers, provider_options=options, device=device)
 
 
 def _segment_each(args: argparse.Namespace, handle: Callable[[int, str, "Results"], None]) -> tuple[int, int, dict, str]:

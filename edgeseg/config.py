@@ -16,6 +16,7 @@ MAX_NMS_CANDIDATES = 30000
 MAX_WH = 7680
 
 CUDNN_CONV_ALGO_SEARCH = ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")
+DEVICES = ("cpu", "cuda")  # where post-processing runs
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class ProviderOptions:
     trt_timing_cache: str | None = None  # folder for TensorRT's timing cache: faster rebuilds
     trt_workspace_gib: float | None = None  # TensorRT provider's workspace limit in GiB; None: its default
     cudnn_conv_algo_search: str | None = None  # CUDA provider: EXHAUSTIVE (its default), HEURISTIC or DEFAULT
+    # CUDA and TensorRT providers: capture the network once as a CUDA graph and replay it (fewer launches). Needs
+    # fixed input and output shapes and device="cuda" (IO binding to fixed GPU buffers, which ONNX Runtime requires).
+    enable_cuda_graph: bool = False
     # ONNX Runtime's worker threads spin between runs: the lowest latency for one image after another, but CPU
     # taken from other work on the same cores. A video pipeline turns it off (measured: 10.2 -> 12.9 fps).
     cpu_spinning: bool = True
@@ -39,7 +43,7 @@ class ProviderOptions:
         if self.device_id is not None and (isinstance(self.device_id, bool) or not isinstance(self.device_id, int)
                                            or self.device_id < 0):
             raise ConfigError(f"device_id must be a GPU index (0, 1, ...) or null, got {self.device_id!r}")
-        for name in ("trt_fp16", "trt_int8", "cpu_spinning"):
+        for name in ("trt_fp16", "trt_int8", "cpu_spinning", "enable_cuda_graph"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         for name in ("trt_engine_cache", "trt_timing_cache"):
@@ -85,6 +89,10 @@ class PredictConfig:
     batch: int = 1
     providers: str | tuple[str, ...] = "auto"
     provider_options: ProviderOptions = field(default_factory=ProviderOptions)  # a mapping is accepted too
+    # where post-processing runs: "cpu" (Numba kernels) or "cuda" (numba.cuda kernels, edgeseg.postprocess_cuda;
+    # CudaError when there is no usable GPU, never a fallback)
+    device: str = "cpu"
+    device_results: bool = False  # device="cuda" only: leave the masks on the GPU (DeviceMasks) instead of copying
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -116,6 +124,16 @@ class PredictConfig:
         set_("providers", providers)
         if not isinstance(self.provider_options, ProviderOptions):
             set_("provider_options", ProviderOptions.from_mapping(self.provider_options))
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r} (the GPU index is "
+                              "provider_options.device_id)")
+        if not isinstance(self.device_results, bool):
+            raise ConfigError(f"device_results must be true or false, got {self.device_results!r}")
+        if self.device_results and self.device != "cuda":
+            raise ConfigError("device_results=True leaves masks on the GPU: it needs device='cuda'")
+        if self.provider_options.enable_cuda_graph and self.device != "cuda":
+            raise ConfigError("enable_cuda_graph needs device='cuda': ONNX Runtime replays a CUDA graph only with its "
+                              "inputs and outputs bound to fixed GPU buffers, which the GPU path does")
 
     def replace(self, **changes: Any) -> "PredictConfig":
         """A copy with some settings changed; None values leave a setting as it is."""

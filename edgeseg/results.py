@@ -12,6 +12,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .errors import ConfigError
+
 
 def _as_index(index: Any, n: int) -> np.ndarray:
     """Any NumPy-style index (int, slice, bool mask, int array) -> int64 positions."""
@@ -139,6 +141,61 @@ class Masks:
         return np.array([int(np.count_nonzero(c)) for c in self.crops], np.int64)
 
 
+@dataclass(frozen=True, eq=False)
+class DeviceMasks:
+    """N binary masks left on the GPU (Segmenter(device="cuda", device_results=True)): Masks' layout, with each crop
+    a Numba device array (it has __cuda_array_interface__: CuPy and PyTorch view it without a copy).
+
+    flat: the uint8 device buffer holding every crop; crop i covers (h_i, w_i) = shapes[i] from flat[starts[i]], row
+    by row, placed at origins[i] = (x0, y0). to_host() copies them into Masks.
+    """
+
+    flat: Any
+    starts: np.ndarray  # (N,) int64
+    shapes: np.ndarray  # (N, 2) int64 (h, w)
+    origins: np.ndarray  # (N, 2) int64 (x0, y0)
+    orig_shape: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        n = len(self.starts)
+        _check("starts", self.starts, (n,), np.int64)
+        _check("shapes", self.shapes, (n, 2), np.int64)
+        _check("origins", self.origins, (n, 2), np.int64)
+        h, w = self.orig_shape
+        ends = self.starts + self.shapes[:, 0] * self.shapes[:, 1]
+        if n and (self.origins.min() < 0 or np.any(self.origins + self.shapes[:, ::-1] > (w, h))
+                  or self.starts.min() < 0 or ends.max() > self.flat.shape[0]):
+            raise ValueError(f"device masks do not fit a {w}x{h} image or their {self.flat.shape[0]}-byte buffer")
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: Any) -> "DeviceMasks":
+        i = _as_index(index, len(self))
+        return DeviceMasks(self.flat, self.starts[i], self.shapes[i], self.origins[i], self.orig_shape)
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """Pixel boxes (N, 4) int64 [x0, y0, x1, y1) of the crops."""
+        return np.concatenate([self.origins, self.origins + self.shapes[:, ::-1]], axis=1)
+
+    @property
+    def crops(self) -> tuple[Any, ...]:
+        """Device views (h_i, w_i) uint8 0/1, one per object (no copy)."""
+        return tuple(self.flat[s : s + h * w].reshape(int(h), int(w)) for s, (h, w) in zip(self.starts, self.shapes))
+
+    def to_host(self) -> Masks:
+        """The masks copied to host memory: one copy of the span of the buffer the crops use."""
+        if len(self) == 0:
+            return Masks((), np.zeros((0, 2), np.int64), self.orig_shape)
+        sizes = self.shapes[:, 0] * self.shapes[:, 1]
+        low, high = int(self.starts.min()), int((self.starts + sizes).max())
+        span = self.flat[low:high].copy_to_host() if high > low else np.zeros(0, np.uint8)
+        crops = tuple(span[s - low : s - low + h * w].reshape(int(h), int(w))
+                      for s, (h, w) in zip(self.starts, self.shapes))
+        return Masks(crops, self.origins.copy(), self.orig_shape)
+
+
 @dataclass(eq=False)
 class Results:
     """The detections of one image. `speed` holds per-stage milliseconds for this image."""
@@ -147,7 +204,7 @@ class Results:
     path: str | None
     names: dict[int, str]
     boxes: Boxes
-    masks: Masks
+    masks: Masks | DeviceMasks  # DeviceMasks only when asked for (device_results=True); see to_host()
     speed: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -169,6 +226,17 @@ class Results:
         for k in range(len(self)):
             yield self[k]
 
+    def to_host(self) -> "Results":
+        """These results with their masks in host memory (itself when they are there already)."""
+        if isinstance(self.masks, Masks):
+            return self
+        return Results(self.orig_img, self.path, self.names, self.boxes, self.masks.to_host(), self.speed)
+
+    def _host_masks(self, what: str) -> None:
+        if isinstance(self.masks, DeviceMasks):
+            raise ConfigError(f"{what} works on masks in host memory, and these are on the GPU "
+                              "(device_results=True): call results.to_host() first")
+
     def __repr__(self) -> str:
         counts: dict[str, int] = {}
         for c in self.boxes.cls:
@@ -182,6 +250,7 @@ class Results:
         to its integer box or full-frame; `source="contour"` fills the outline (masks.xy) instead of the mask."""
         from .isolate import isolate
 
+        self._host_masks("isolate")
         return isolate(self, background, crop, source)
 
     def save_isolated(self, folder: str | Path, background: str = "black", crop: bool = True, source: str = "mask",
@@ -189,6 +258,7 @@ class Results:
         """Writes each cut-out as `{stem}_{label}-{index}.png` in `folder` (see isolate.save_isolated)."""
         from .isolate import save_isolated
 
+        self._host_masks("save_isolated")
         return save_isolated(self, folder, background, crop, source, save_mask, save_crop, stem)
 
     def to_coco(self, image_id: int | str | None = None, category_ids: Sequence[int] | None = None) -> list[dict]:
@@ -196,6 +266,7 @@ class Results:
         segmentation as compressed RLE. `category_ids[cls]` maps classes to dataset ids (default: cls)."""
         from .coco import encode_rle
 
+        self._host_masks("to_coco")
         if image_id is None:
             image_id = Path(self.path).stem if self.path else 0
             image_id = int(image_id) if isinstance(image_id, str) and image_id.isdigit() else image_id

@@ -49,6 +49,11 @@ class Segmenter:
     >>> seg = Segmenter("yolo11n-seg.onnx", conf=0.25)
     >>> for r in seg("images/"):
     ...     print(r.path, r.boxes.xyxy, r.masks.data.shape)
+
+    device="cuda" runs the post-processing on the GPU (edgeseg.postprocess_cuda) with the same results; with
+    providers "auto" the network then runs on TensorRT or CUDA when onnxruntime offers them, its outputs read in
+    place on the GPU (IO binding). A CPU-only onnxruntime runs the network on the CPU and its two outputs are
+    uploaded once. No usable GPU is a CudaError, never a fallback to the CPU.
     """
 
     def __init__(
@@ -64,12 +69,14 @@ class Segmenter:
         multi_label: bool = False,
         batch: int = 1,
         provider_options: ProviderOptions | dict | None = None,
+        device: str = "cpu",
+        device_results: bool = False,
     ):
         cfg = PredictConfig(conf=conf, iou=iou, imgsz=imgsz, max_det=max_det,
                             classes=tuple(classes) if classes is not None and not isinstance(classes, int) else classes,
                             agnostic_nms=agnostic_nms, multi_label=multi_label, batch=batch,
                             providers=providers if isinstance(providers, str) else tuple(providers),
-                            provider_options=provider_options)
+                            provider_options=provider_options, device=device, device_results=device_results)
         self._setup(model, cfg)
 
     @classmethod
@@ -82,11 +89,36 @@ class Segmenter:
         self.config = cfg
         self.model_path = Path(model)
         self.backend: Backend = open_backend(model, cfg.providers, cfg.provider_options)
+        self._gpu: Any = None
         try:
             self._inspect(self.backend, ModelMetadata.from_strings(self.backend.metadata))
+            if cfg.device == "cuda":
+                from .postprocess_cuda import CudaPostprocessor
+
+                self._gpu = CudaPostprocessor(self.num_classes, cfg, self.end2end, self._gpu_index(),
+                                              cfg.device_results)
+                if not getattr(self.backend, "outputs_on_gpu", False):
+                    log.info("edgeseg: %s runs on %s; its outputs are uploaded to the GPU once per batch for "
+                             "post-processing", self.model_path.name, self.providers[0])
+            elif getattr(self.backend, "outputs_on_gpu", False):
+                log.info("edgeseg: post-processing runs on the CPU (device='cpu'); device='cuda' keeps the network's "
+                         "outputs on the GPU")
         except Exception:
             self.backend.close()
             raise
+
+    def _gpu_index(self) -> int:
+        """The GPU of the post-processing: the network's (device_id, or N of 'cuda:N' / 'tensorrt:N'), else 0."""
+        binding = getattr(self.backend, "binding_device", None)
+        if binding is not None and binding[0] == "cuda":
+            return binding[1]
+        if self.config.provider_options.device_id is not None:
+            return self.config.provider_options.device_id
+        for request in () if self.config.providers == "auto" else self.config.providers:
+            name, _, index = request.partition(":")
+            if name.lower() in ("cuda", "gpu", "tensorrt", "trt") and index.isdigit():
+                return int(index)
+        return 0
 
     def _inspect(self, backend: Backend, meta: ModelMetadata) -> None:
         name = self.model_path.name
@@ -176,9 +208,15 @@ class Segmenter:
         t0 = time.perf_counter()
         tensor, letterboxes = self._pre([image for _, image in batch])
         t1 = time.perf_counter()
-        outputs = self.backend.infer(tensor)
+        outputs = self._infer(tensor)
         t2 = time.perf_counter()
         return self._finish(batch, letterboxes, outputs, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+
+    def _infer(self, tensor: np.ndarray) -> list[Any]:
+        """The network's outputs: on the GPU (OrtValues) when the GPU path can read them there, else host arrays."""
+        if self._gpu is not None and getattr(self.backend, "outputs_on_gpu", False):
+            return self.backend.infer_on_device(tensor)  # type: ignore[attr-defined]
+        return self.backend.infer(tensor)
 
     def _finish(self, batch: list[tuple[str | None, np.ndarray]], letterboxes: list, outputs: list[np.ndarray],
                 pre_ms: float, infer_ms: float) -> list[Results]:
@@ -186,7 +224,13 @@ class Segmenter:
         t0 = time.perf_counter()
         det, protos = outputs[self._det_index], outputs[1 - self._det_index]
         results = []
+        if self._gpu is not None:
+            det, protos = self._gpu.to_device(det), self._gpu.to_device(protos)
         for k, ((path, image), lb) in enumerate(zip(batch, letterboxes)):
+            if self._gpu is not None:
+                boxes, masks = self._gpu(det[k], protos[k], lb)
+                results.append(Results(image, path, self.names, boxes, masks))
+                continue
             pred = det[k].astype(np.float32, copy=False)
             found = decode_end2end(pred, self.config) if self.end2end else decode_raw(pred, self.num_classes, self.config)
             boxes, masks = to_source(found, protos[k].astype(np.float32, copy=False), lb)
@@ -206,6 +250,9 @@ class Segmenter:
         stages. Closing the generator early stops both threads."""
         if depth < 1:
             raise ConfigError(f"depth must be at least 1, got {depth}")
+        if self._gpu is not None and getattr(self.backend, "cuda_graph", False):
+            raise ConfigError("stream_pipelined runs the network while earlier outputs are post-processed, and a CUDA "
+                              "graph writes every run into the same buffers: use stream(), or turn enable_cuda_graph off")
         # each batch in flight needs its own input buffer: up to `depth` queued, one in the network, one being read
         pool = [Preprocessor(self.imgsz, self._pre.dtype, self.stride, self._pre.dynamic, self._pre.batch)
                 for _ in range(depth + 2)]
@@ -243,7 +290,7 @@ class Segmenter:
                 batch, tensor, boxes, pre_ms = item
                 try:
                     t0 = time.perf_counter()
-                    outputs = self.backend.infer(tensor)
+                    outputs = self._infer(tensor)
                     infer_ms = (time.perf_counter() - t0) * 1e3
                 except BaseException as e:
                     put(inferred, _Failure(e))
@@ -275,16 +322,20 @@ class Segmenter:
         before the first real frame: a blank frame alone detects nothing and would leave NMS and masks cold."""
         h, w = self.imgsz
         tensor, (letterbox,) = self._pre([np.full((h, w, 3), 114, np.uint8)])
+        if self._gpu is not None:
+            self._infer(tensor)  # the IO-binding run: buffers allocated (and a CUDA graph captured)
         outputs = self.backend.infer(tensor)
         pred = outputs[self._det_index][0].astype(np.float32)  # a copy: the object is written into it
         protos = outputs[1 - self._det_index][0].astype(np.float32, copy=False)
         if self.end2end:
             pred[0, :6] = (w / 4, h / 4, w / 2, h / 2, 1.0, 0.0)
-            found = decode_end2end(pred, self.config)
         else:
             pred[:4, 0] = (w / 2, h / 2, w / 4, h / 4)
             pred[4 : 4 + self.num_classes, 0] = 1.0
-            found = decode_raw(pred, self.num_classes, self.config)
+        if self._gpu is not None:
+            self._gpu(self._gpu.to_device(pred), self._gpu.to_device(protos), letterbox)
+            return
+        found = decode_end2end(pred, self.config) if self.end2end else decode_raw(pred, self.num_classes, self.config)
         to_source(found, protos, letterbox)
 
     def close(self) -> None:
@@ -298,5 +349,6 @@ class Segmenter:
 
     def __repr__(self) -> str:
         kind = "end-to-end" if self.end2end else "raw"
+        post = ", post-processing on cuda" if self._gpu is not None else ""
         return (f"Segmenter({self.model_path.name}, {self.num_classes} classes, {kind} head, "
-                f"input {self.imgsz[0]}x{self.imgsz[1]}, {self.providers[0]})")
+                f"input {self.imgsz[0]}x{self.imgsz[1]}, {self.providers[0]}{post})")

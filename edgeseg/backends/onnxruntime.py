@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..config import ProviderOptions
-from ..errors import ModelFormatError, ModelNotFoundError, OutputError, ProviderError
+from ..errors import ConfigError, ModelFormatError, ModelNotFoundError, OutputError, ProviderError
 from .base import Backend, TensorSpec
 
 log = logging.getLogger("edgeseg")
@@ -29,6 +29,8 @@ ALIASES = {
 }
 # Providers that take a device id from a "name:N" request.
 DEVICE_OPTION = {"CUDAExecutionProvider": "device_id", "TensorrtExecutionProvider": "device_id"}
+# Each GPU provider's own name for capturing the network as a CUDA graph.
+GRAPH_OPTION = {"CUDAExecutionProvider": "enable_cuda_graph", "TensorrtExecutionProvider": "trt_cuda_graph_enable"}
 ORT_DTYPES = {
     "tensor(float)": np.float32,
     "tensor(float16)": np.float16,
@@ -62,10 +64,14 @@ def resolve_providers(
         if device and (full not in DEVICE_OPTION or not device.isdigit()):
             raise ProviderError(f"bad provider request '{item}': only cuda:N and tensorrt:N take a device index")
         chosen.append(_with_settings(full, int(device) if device else None, options, str(item)))
-    trt_settings = sorted(provider_settings("TensorrtExecutionProvider", options).keys() - {"device_id"})
+    trt_settings = sorted(provider_settings("TensorrtExecutionProvider", options).keys()
+                          - {"device_id", GRAPH_OPTION["TensorrtExecutionProvider"]})
     if trt_settings and all((c[0] if isinstance(c, tuple) else c) != "TensorrtExecutionProvider" for c in chosen):
         log.warning("edgeseg: TensorRT options (%s) have no effect: TensorRT is not among the providers %s",
                     ", ".join(trt_settings), ", ".join(map(str, requested)))
+    if options.enable_cuda_graph and all((c[0] if isinstance(c, tuple) else c) not in GRAPH_OPTION for c in chosen):
+        log.warning("edgeseg: enable_cuda_graph has no effect: neither CUDA nor TensorRT is among the providers %s",
+                    ", ".join(map(str, requested)))
     return chosen
 
 
@@ -75,6 +81,8 @@ def provider_settings(provider: str, options: ProviderOptions) -> dict[str, Any]
     settings: dict[str, Any] = {}
     if provider in DEVICE_OPTION and options.device_id is not None:
         settings[DEVICE_OPTION[provider]] = options.device_id
+    if provider in GRAPH_OPTION and options.enable_cuda_graph:
+        settings[GRAPH_OPTION[provider]] = True
     if provider == "TensorrtExecutionProvider":
         if options.trt_fp16:
             settings["trt_fp16_enable"] = True
@@ -131,7 +139,9 @@ def _gpu_install_hint(provider: str) -> str:
 class OnnxRuntimeBackend(Backend):
     """An onnxruntime.InferenceSession behind the Backend interface.
 
-    infer() returns the arrays onnxruntime allocates for each run; the caller owns them.
+    infer() returns the arrays onnxruntime allocates for each run; the caller owns them. infer_on_device() runs with
+    IO binding and leaves the outputs where the first provider runs (GPU memory for CUDA and TensorRT): the GPU
+    path reads them in place.
     """
 
     def __init__(
@@ -176,11 +186,58 @@ class OnnxRuntimeBackend(Backend):
         self._output_names = [o.name for o in self.outputs]
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
         self.path = path
+        self._ort = ort
+        first = chosen[0] if chosen else "CPUExecutionProvider"
+        name, settings = first if isinstance(first, tuple) else (first, {})
+        # IO binding: outputs stay where the first provider computes them
+        self.outputs_on_gpu = name in DEVICE_OPTION and name == self.providers[0]
+        self.binding_device = ("cuda", int(settings.get("device_id", 0))) if self.outputs_on_gpu else ("cpu", 0)
+        self.cuda_graph = bool(self.outputs_on_gpu and options is not None and options.enable_cuda_graph)
+        self._binding: Any = None
+        self._bound_input: Any = None  # the OrtValue the input is copied into, reused while its shape holds
+        self._bound_outputs: list[Any] | None = None  # CUDA graph: the fixed output buffers
 
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
         return self._session.run(self._output_names, {self.input.name: batch})
 
+    def infer_on_device(self, batch: np.ndarray) -> list[Any]:
+        """Runs with IO binding: `batch` is copied once into a reused input buffer on `binding_device`, the outputs
+        are left there as onnxruntime.OrtValues (keep them as long as their memory is read). With a CUDA graph the
+        outputs are the same fixed buffers every run: the next run overwrites them."""
+        if self._session is None:
+            raise ProviderError(f"the ONNX Runtime backend of {self.path.name} is closed")
+        ort, (kind, index) = self._ort, self.binding_device
+        if self._binding is None:
+            self._binding = self._session.io_binding()
+        value = self._bound_input
+        if value is None or tuple(value.shape()) != batch.shape:
+            if self.cuda_graph and value is not None:
+                raise ConfigError(f"{self.path.name}: a CUDA graph replays one input shape, {tuple(value.shape())}; "
+                                  f"got {batch.shape} (turn enable_cuda_graph off for changing shapes)")
+            value = ort.OrtValue.ortvalue_from_shape_and_type(list(batch.shape), batch.dtype, kind, index)
+            self._binding.bind_ortvalue_input(self.input.name, value)
+            self._bound_input = value
+        value.update_inplace(np.ascontiguousarray(batch))  # the one host-to-device copy of the frame
+        if self.cuda_graph:
+            if self._bound_outputs is None:  # the graph replays into fixed addresses: bind fixed buffers once
+                self._bound_outputs = [self._fixed_output(spec, kind, index) for spec in self.outputs]
+                for spec, out in zip(self.outputs, self._bound_outputs):
+                    self._binding.bind_ortvalue_output(spec.name, out)
+        else:  # fresh outputs every run, so that values a caller still holds are never overwritten
+            self._binding.clear_binding_outputs()
+            for name in self._output_names:
+                self._binding.bind_output(name, kind, index)
+        self._session.run_with_iobinding(self._binding)
+        return list(self._bound_outputs) if self.cuda_graph else self._binding.get_outputs()
+
+    def _fixed_output(self, spec: TensorSpec, kind: str, index: int) -> Any:
+        if None in spec.shape:
+            raise ConfigError(f"{self.path.name}: output '{spec.name}' has a dynamic shape {spec.shape}; a CUDA graph "
+                              "needs fixed shapes (export without dynamic=True, or turn enable_cuda_graph off)")
+        return self._ort.OrtValue.ortvalue_from_shape_and_type(list(spec.shape), spec.dtype, kind, index)
+
     def close(self) -> None:
+        self._binding = self._bound_input = self._bound_outputs = None
         self._session = None
 
 

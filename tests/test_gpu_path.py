@@ -1,0 +1,189 @@
+"""Segmenter(device="cuda") and its parts: the same Results as device="cpu" (under Numba's CUDA simulator, see
+tests/cudasim.py: these runs check the GPU path's logic, not a GPU), the CudaError when there is no GPU, the
+settings, and ONNX Runtime's IO binding (run here with onnxruntime's CPU device: the CUDA binding never ran)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cudasim  # noqa: E402
+
+SIMULATED = cudasim.use_simulator()
+
+from edgeseg import ConfigError, CudaError, PredictConfig, ProviderOptions, Segmenter  # noqa: E402
+from edgeseg.assets import __file__ as assets_init  # noqa: E402
+from edgeseg.backends.onnxruntime import OnnxRuntimeBackend, provider_settings, resolve_providers  # noqa: E402
+from edgeseg.kernels.blend import blend_masks  # noqa: E402
+from edgeseg.results import DeviceMasks, Masks  # noqa: E402
+from edgeseg.synthetic import make_scene  # noqa: E402
+
+DEMO = Path(assets_init).parent / "shapes11n-seg-320.onnx"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    return make_scene(128, 96, 3, seed=1).image
+
+
+@pytest.fixture(scope="module")
+def both(scene):
+    """(CPU results, GPU results) of the demo model on one small scene."""
+    with Segmenter(DEMO) as cpu, Segmenter(DEMO, device="cuda") as gpu:
+        return cpu(scene)[0], gpu(scene)[0]
+
+
+def assert_same(a, b) -> None:
+    assert len(a) == len(b)
+    np.testing.assert_array_equal(a.boxes.xyxy, b.boxes.xyxy)
+    np.testing.assert_array_equal(a.boxes.conf, b.boxes.conf)
+    np.testing.assert_array_equal(a.boxes.cls, b.boxes.cls)
+    np.testing.assert_array_equal(a.masks.origins, b.masks.origins)
+    for x, y in zip(a.masks.crops, b.masks.crops):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_gpu_results_are_the_cpu_results(both):
+    cpu, gpu = both
+    assert len(cpu) >= 2 and isinstance(gpu.masks, Masks)  # host arrays by default
+    assert_same(cpu, gpu)
+
+
+def test_masks_left_on_the_device(scene, both):
+    cpu, _ = both
+    with Segmenter(DEMO, device="cuda", device_results=True) as seg:
+        result = seg(scene)[0]
+    assert isinstance(result.masks, DeviceMasks) and not isinstance(result.masks.crops[0], np.ndarray)
+    with pytest.raises(ConfigError, match="to_host"):
+        result.isolate()
+    assert_same(cpu, result.to_host())
+    assert_same(cpu[1:], result[1:].to_host())
+
+
+@pytest.mark.parametrize("background, crop", [("black", True), ("transparent", True)])  # full frame: kernel tests
+def test_cut_outs_on_the_gpu_are_the_cpu_cut_outs(both, background, crop):
+    from edgeseg.postprocess_cuda import isolate_cuda
+
+    cpu, gpu = both
+    got = isolate_cuda(gpu, background=background, crop=crop)
+    want = cpu.isolate(background, crop)
+    assert len(got) == len(want) > 0
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_mask_fill_on_the_gpu_is_the_cpu_fill(both):
+    from numba import cuda
+
+    from edgeseg.postprocess_cuda import fill_masks_cuda
+
+    cpu, gpu = both
+    colors = np.array([[255, 0, 0], [0, 200, 90], [10, 20, 30]])[: len(cpu)]
+    want = blend_masks(cpu.orig_img.copy(), cpu.masks.crops, cpu.masks.origins, colors, 0.4)
+    frame = cuda.to_device(gpu.orig_img)
+    fill_masks_cuda(frame, gpu.masks, colors, 0.4)
+    np.testing.assert_array_equal(frame.copy_to_host(), want)
+
+
+def test_pipelined_stream_on_the_gpu(scene, both):
+    cpu, _ = both
+    with Segmenter(DEMO, device="cuda") as seg:
+        results = list(seg.stream_pipelined([("a", scene), ("b", scene[:, ::-1].copy())]))
+    assert [r.path for r in results] == ["a", "b"]
+    assert_same(cpu, results[0])
+
+
+def test_no_gpu_is_a_cuda_error_not_a_fallback(tmp_path):
+    # a fresh process without the simulator, on this machine: a GPU-less machine must say so
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    code = ("import sys, edgeseg\n"
+            "assert 'numba.cuda' not in sys.modules, 'import edgeseg imported numba.cuda'\n"
+            "from numba import cuda\n"
+            "if cuda.is_available(): print('HAS-GPU'); sys.exit(0)\n"
+            f"try:\n    edgeseg.Segmenter({str(DEMO)!r}, device='cuda')\n"
+            "except edgeseg.CudaError as e: print('CudaError:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    if "HAS-GPU" in out.stdout:
+        pytest.skip("this machine has a GPU Numba can use")
+    message = out.stdout.strip()
+    assert message.startswith("CudaError: device='cuda' needs a CUDA GPU") and "device='cpu'" in message
+    assert "\n" not in message  # one line
+
+
+def test_import_edgeseg_does_not_import_numba_cuda():
+    out = subprocess.run([sys.executable, "-c", "import sys, edgeseg; print('numba.cuda' in sys.modules)"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(device="gpu"), "device must be one of cpu, cuda"),
+    (dict(device_results=True), "needs device='cuda'"),
+    (dict(provider_options=dict(enable_cuda_graph=True)), "enable_cuda_graph needs device='cuda'"),
+    (dict(device="cuda", device_results="yes"), "device_results must be true or false"),
+])
+def test_bad_device_settings(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        PredictConfig(**settings)
+
+
+def test_device_from_yaml(tmp_path):
+    from edgeseg.config import load_config
+
+    path = tmp_path / "gpu.yaml"
+    path.write_text("device: cuda\ndevice_results: true\nprovider_options:\n  enable_cuda_graph: true\n")
+    cfg = load_config(path)
+    assert (cfg.device, cfg.device_results, cfg.provider_options.enable_cuda_graph) == ("cuda", True, True)
+
+
+def test_cuda_graph_option_reaches_both_gpu_providers(caplog):
+    options = ProviderOptions(enable_cuda_graph=True, device_id=1)
+    assert provider_settings("CUDAExecutionProvider", options) == {"device_id": 1, "enable_cuda_graph": True}
+    assert provider_settings("TensorrtExecutionProvider", options) == {"device_id": 1, "trt_cuda_graph_enable": True}
+    assert provider_settings("CPUExecutionProvider", options) == {}
+    everything = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    with caplog.at_level("WARNING", logger="edgeseg"):
+        assert resolve_providers(["cuda"], everything, options) == [
+            ("CUDAExecutionProvider", {"device_id": 1, "enable_cuda_graph": True})]
+        assert not caplog.records  # the graph option is not a TensorRT-only option
+        resolve_providers(["cpu"], everything, options)
+    assert "enable_cuda_graph has no effect" in caplog.text
+
+
+def test_cli_device_is_one_switch():
+    from edgeseg.cli import build_parser, predict_config
+
+    def config(*flags):
+        return predict_config(build_parser().parse_args(["predict", "--model", "m.onnx", "--source", "x", *flags]))
+
+    assert (config("--device", "cuda:1").device, config("--device", "cuda:1").providers) == ("cuda", ("cuda:1",))
+    assert config("--device", "tensorrt").device == "cuda"
+    assert (config("--device", "cpu").device, config().device) == ("cpu", "cpu")
+
+
+def test_io_binding_leaves_outputs_where_the_provider_runs():
+    # onnxruntime here is CPU-only: the binding runs with its CPU device; the 'cuda' device binding never ran
+    from edgeseg.gpu import as_device_array
+
+    backend = OnnxRuntimeBackend(DEMO, providers=["cpu"])
+    assert not backend.outputs_on_gpu and backend.binding_device == ("cpu", 0)
+    batch = np.random.default_rng(0).uniform(0, 1, (1, 3, 320, 320)).astype(np.float32)
+    want = backend.infer(batch)
+    first = backend.infer_on_device(batch)
+    second = backend.infer_on_device(batch * 0.5)  # the input buffer is reused; earlier outputs stay valid
+    assert [v.device_name().lower() for v in first] == ["cpu", "cpu"]
+    for value, expected in zip(first, want):
+        np.testing.assert_array_equal(value.numpy(), expected)
+    assert not np.array_equal(second[0].numpy(), first[0].numpy())
+    with pytest.raises(CudaError, match="lives on 'cpu'"):
+        as_device_array(first[0])
+    backend.close()
