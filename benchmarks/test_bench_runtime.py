@@ -129,7 +129,8 @@ def test_total_ultralytics(benchmark, scene, image, yolo):
     benchmark(predict)
 
 
-# --- cold start: a fresh process, import to first result, with and without Numba's on-disk cache ---
+# --- cold start: a fresh process, import to first result: kernels as installed, and Numba's JIT with and without
+# its on-disk cache ---
 
 FIRST_RESULT = f"""
 import sys
@@ -140,20 +141,26 @@ Segmenter(MODEL).predict(SCENES[1].image())  # many objects: every kernel runs (
 """
 
 
-def _first_result(cache_dir: Path) -> None:
-    # NUMBA_CACHE_DIR keeps the compiled kernels out of the package's own __pycache__
-    subprocess.run([sys.executable, "-c", FIRST_RESULT], env={**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)},
-                   check=True)
+def _first_result(cache_dir: Path, kernels: str) -> None:
+    # NUMBA_CACHE_DIR keeps the JIT-compiled kernels out of the package's own __pycache__
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir), "EDGESEG_KERNELS": kernels}
+    subprocess.run([sys.executable, "-c", FIRST_RESULT], env=env, check=True)
+
+
+@pytest.mark.benchmark(group="cold_start")
+def test_cold_start_compiled_at_install(benchmark, tmp_path):
+    benchmark.extra_info["model"] = MODEL.name
+    benchmark.pedantic(_first_result, args=(tmp_path, "aot"), rounds=3)
 
 
 @pytest.mark.benchmark(group="cold_start")
 def test_cold_start_empty_jit_cache(benchmark, tmp_path):
     benchmark.extra_info["model"] = MODEL.name
-    benchmark.pedantic(_first_result, args=(tmp_path,), rounds=1)  # one round: a second would find the cache
+    benchmark.pedantic(_first_result, args=(tmp_path, "jit"), rounds=1)  # one round: a second would find the cache
 
 
 @pytest.mark.benchmark(group="cold_start")
 def test_cold_start_warm_jit_cache(benchmark, tmp_path):
-    _first_result(tmp_path)  # fills the cache
+    _first_result(tmp_path, "jit")  # fills the cache
     benchmark.extra_info["model"] = MODEL.name
-    benchmark.pedantic(_first_result, args=(tmp_path,), rounds=2)
+    benchmark.pedantic(_first_result, args=(tmp_path, "jit"), rounds=2)

@@ -1,11 +1,15 @@
 """edgeseg: a lean runtime for YOLO instance segmentation (ONNX Runtime + NumPy/Numba, no PyTorch)."""
 
+from importlib import import_module
+from typing import TYPE_CHECKING
+
 from .config import PredictConfig, ProviderOptions, load_config
 from .errors import (
     ConfigError,
     CudaError,
     EdgesegError,
     ExportError,
+    KernelError,
     ModelFormatError,
     ModelNotFoundError,
     NotSegmentationModelError,
@@ -13,17 +17,40 @@ from .errors import (
     ProviderError,
     SourceError,
 )
-from .kernels.raster import fill_polygons
-from .process_video import VideoReport, process_video
 from .results import Boxes, Masks, Results
 from .segmenter import Segmenter
-from .tracking import Tracker, TrackerConfig
-from .video import open_source
 
 __version__ = "0.1.0"
 
+# Video, tracking and drawing load on first use: a process that segments images never pays for their imports,
+# part of the time to its first result (edgeseg.benchmark.startup measures it).
+_LAZY = {
+    "VideoReport": "process_video", "process_video": "process_video", "Tracker": "tracking",
+    "TrackerConfig": "tracking", "open_source": "video", "fill_polygons": "kernels.raster",
+}
+
+if TYPE_CHECKING:
+    from .kernels.raster import fill_polygons
+    from .process_video import VideoReport, process_video
+    from .tracking import Tracker, TrackerConfig
+    from .video import open_source
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'edgeseg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
-    "Boxes", "ConfigError", "CudaError", "EdgesegError", "ExportError", "Masks", "ModelFormatError", "ModelNotFoundError",
-    "NotSegmentationModelError", "OutputError", "PredictConfig", "ProviderError", "ProviderOptions", "Results", "Segmenter", "SourceError",
-    "Tracker", "TrackerConfig", "VideoReport", "fill_polygons", "load_config", "open_source", "process_video",
+    "Boxes", "ConfigError", "CudaError", "EdgesegError", "ExportError", "KernelError", "Masks", "ModelFormatError",
+    "ModelNotFoundError", "NotSegmentationModelError", "OutputError", "PredictConfig", "ProviderError",
+    "ProviderOptions", "Results", "Segmenter", "SourceError", "Tracker", "TrackerConfig", "VideoReport",
+    "fill_polygons", "load_config", "open_source", "process_video",
 ]  # fmt: skip
