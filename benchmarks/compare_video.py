@@ -1,6 +1,6 @@
 """Tracking a video: `edgeseg track` against Ultralytics' model.track(persist=True) + its annotator, same ONNX model.
 
-    python benchmarks/compare_video.py [--frames 60] [--objects 20] [--rounds 2] [--json out.json]
+    python benchmarks/compare_video.py [--frames 60] [--objects 20] [--rounds 2] [--threads N] [--json out.json]
 
 The video is a seeded synthetic 1920x1080 pan over a scene of shapes (MJPG .avi, decoded by both sides). Each side
 reads every frame, segments, tracks, draws masks, boxes and labels, and writes an annotated video:
@@ -9,6 +9,8 @@ reads every frame, segments, tracks, draws masks, boxes and labels, and writes a
     cv2.VideoWriter, one after the other as its examples do,
   - the bare network rate: InferenceSession.run alone on one letterboxed frame, as often as there are frames.
 Rounds alternate the three, so drift on a shared machine hits all alike; the table gives medians over rounds.
+--threads N gives the network N CPU threads on both edgeseg's side and the bare one (default: ONNX Runtime's, one
+per core): with fewer threads than cores, the other stages have a core of their own, as on a board with cores to spare.
 """
 
 from __future__ import annotations
@@ -67,10 +69,13 @@ def run_ultralytics(video: Path, out: Path) -> tuple[float, int]:
     return count / seconds, count
 
 
-def run_bare(seg: Segmenter, frames: int) -> float:
+def run_bare(seg: Segmenter, frames: int, threads: int | None) -> float:
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(MODEL), providers=list(seg.providers))
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(MODEL), options, providers=list(seg.providers))
     tensor = seg._pre([next(panning_frames(*SIZE, objects=1, frames=1))])[0].copy()
     feed = {session.get_inputs()[0].name: tensor}
     session.run(None, feed)
@@ -85,13 +90,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--objects", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="the network's CPU threads, both sides (default: one per core)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         video = make_video(Path(tmp) / "pan.avi", args.frames, args.objects)
-        seg = Segmenter(MODEL, provider_options={"cpu_spinning": False})  # as `edgeseg track` runs it
+        # as `edgeseg track` runs it
+        seg = Segmenter(MODEL, provider_options={"cpu_spinning": False, "cpu_threads": args.threads})
         seg.warmup()
         process_video(seg, video, annotator=compose(MaskAnnotator()), progress=False, save=Path(tmp) / "warm.avi")
         samples: dict[str, list[float]] = {"edgeseg": [], "ultralytics": [], "bare": []}
@@ -100,11 +107,12 @@ def main(argv: list[str] | None = None) -> None:
             fps, n = run_edgeseg(seg, video, Path(tmp) / "edgeseg.avi")
             samples["edgeseg"].append(fps)
             samples["ultralytics"].append(run_ultralytics(video, Path(tmp) / "ultralytics.avi")[0])
-            samples["bare"].append(run_bare(seg, args.frames))
+            samples["bare"].append(run_bare(seg, args.frames, args.threads))
             found.append(len(seg.predict(next(panning_frames(*SIZE, objects=args.objects, frames=1, seed=5)))[0]))
     median = {k: statistics.median(v) for k, v in samples.items()}
     print(f"{args.frames} frames of {SIZE[0]}x{SIZE[1]}, {args.objects} shapes drawn ({found[0]} found in the first "
-          f"frame), {args.rounds} rounds, medians; {os.cpu_count()} CPUs, load average {load:.1f} -> "
+          f"frame), {args.rounds} rounds, medians; {os.cpu_count()} CPUs, network threads "
+          f"{args.threads or 'one per core'}, load average {load:.1f} -> "
           f"{os.getloadavg()[0]:.1f}\n")
     print("| pipeline | frames per second | ratio |\n|---|---|---|")
     print(f"| edgeseg track + annotate + write | {median['edgeseg']:.1f} | {median['edgeseg'] / median['ultralytics']:.2f}x "
@@ -114,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{median['edgeseg'] / median['bare']:.2f}x of it (target >= 0.9x) |")
     if args.json:
         args.json.write_text(json.dumps({"samples_fps": samples, "median_fps": median, "frames": args.frames,
-                                         "objects": args.objects}, indent=1))
+                                         "objects": args.objects, "threads": args.threads}, indent=1))
 
 
 if __name__ == "__main__":

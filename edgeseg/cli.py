@@ -142,6 +142,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     device.add_argument("--device", help="cpu, cuda, cuda:N or tensorrt[:N]: the network's provider; cuda and tensorrt "
                                          "also run the post-processing on that GPU (numba.cuda)")
     device.add_argument("--providers", help="onnxruntime providers in order, comma-separated, or auto")
+    p.add_argument("--threads", type=int, help="ONNX Runtime's CPU threads (one per core); fewer leave cores free for "
+                                               "a video's reading, drawing and writing")
     p.add_argument("--trt-fp16", action="store_true", default=None,
                    help="onnxruntime's TensorRT provider: allow FP16 kernels")
     p.add_argument("--trt-cache", metavar="DIR",
@@ -171,7 +173,8 @@ def predict_config(args: argparse.Namespace) -> PredictConfig:
         device = "cuda" if args.device.partition(":")[0].lower() in GPU_DEVICES else "cpu"
     elif args.providers:
         providers = "auto" if args.providers == "auto" else tuple(p for p in args.providers.split(",") if p)
-    options = cfg.provider_options.replace(trt_fp16=args.trt_fp16, trt_engine_cache=args.trt_cache)
+    options = cfg.provider_options.replace(trt_fp16=args.trt_fp16, trt_engine_cache=args.trt_cache,
+                                           cpu_threads=args.threads)
     return cfg.replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, classes=args.classes,
                        agnostic_nms=args.agnostic_nms, multi_label=args.multi_label, batch=args.batch,
                        providers=providers, provider_options=options, device=device)

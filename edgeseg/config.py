@@ -37,12 +37,18 @@ class ProviderOptions:
     # ONNX Runtime's worker threads spin between runs: the lowest latency for one image after another, but CPU
     # taken from other work on the same cores. A video pipeline turns it off (measured: 10.2 -> 12.9 fps).
     cpu_spinning: bool = True
+    # ONNX Runtime's intra-op threads on the CPU; None: its default, one per physical core. Fewer leave cores free for
+    # the other stages of a video pipeline (reading, drawing, writing), which then overlap with the network.
+    cpu_threads: int | None = None
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         if self.device_id is not None and (isinstance(self.device_id, bool) or not isinstance(self.device_id, int)
                                            or self.device_id < 0):
             raise ConfigError(f"device_id must be a GPU index (0, 1, ...) or null, got {self.device_id!r}")
+        threads = self.cpu_threads
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ConfigError(f"cpu_threads must be a number of threads (1, 2, ...) or null, got {threads!r}")
         for name in ("trt_fp16", "trt_int8", "cpu_spinning", "enable_cuda_graph"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")

@@ -16,6 +16,8 @@ from edgeseg.cli import build_parser, predict_config
 from edgeseg.config import ProviderOptions
 from edgeseg.errors import OutputError
 
+from .conftest import edgeseg_cli
+
 EVERYTHING = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,7 +93,9 @@ def test_cache_folders_are_created(tmp_path):
     (dict(trt_workspace_gib=0), "trt_workspace_gib"),
     (dict(trt_workspace_gib="4"), "trt_workspace_gib"),
     (dict(cudnn_conv_algo_search="fast"), "EXHAUSTIVE, HEURISTIC, DEFAULT"),
-    (dict(trt_fp32=True), "unknown setting.*trt_fp32.*known: cpu_spinning, cudnn_conv_algo_search, device_id"),
+    (dict(cpu_threads=0), "cpu_threads must be a number of threads"),
+    (dict(cpu_threads=1.5), "cpu_threads must be a number of threads"),
+    (dict(trt_fp32=True), "unknown setting.*trt_fp32.*known: cpu_spinning, cpu_threads, cudnn_conv_algo_search"),
 ])
 def test_bad_settings(settings, message):
     with pytest.raises(ConfigError, match=message):
@@ -158,3 +162,11 @@ def test_cpu_spinning_is_a_session_setting(shapes_onnx):
         pass
     with pytest.raises(ConfigError, match="cpu_spinning"):
         ProviderOptions(cpu_spinning="no")
+
+
+def test_cpu_threads_sets_onnxruntime_intra_op_threads(shapes_onnx, val_images):
+    one = Segmenter(shapes_onnx, provider_options={"cpu_threads": 1})
+    assert one.backend._session.get_session_options().intra_op_num_threads == 1
+    assert Segmenter(shapes_onnx).backend._session.get_session_options().intra_op_num_threads == 0  # ORT decides
+    done = edgeseg_cli("predict", "--model", str(shapes_onnx), "--source", str(val_images[0]), "--threads", "0")
+    assert done.returncode == 1 and "cpu_threads must be a number of threads" in done.stderr

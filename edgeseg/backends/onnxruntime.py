@@ -148,7 +148,6 @@ class OnnxRuntimeBackend(Backend):
         self,
         path: str | Path,
         providers: str | Sequence[str] = "auto",
-        threads: int | None = None,
         options: ProviderOptions | None = None,
     ):
         path = Path(path)
@@ -162,8 +161,8 @@ class OnnxRuntimeBackend(Backend):
         make_cache_folders(chosen)
         session_options = ort.SessionOptions()
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            session_options.intra_op_num_threads = threads
+        if options is not None and options.cpu_threads:
+            session_options.intra_op_num_threads = options.cpu_threads
         if options is not None and not options.cpu_spinning:
             session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
