@@ -74,7 +74,10 @@ def _check_positive(name: str, value, kind=Real) -> None:
 
 class Annotator:
     """Draws results on a frame. Subclasses set their style in __init__ and implement `_draw(scene, results)`,
-    which draws on `scene` in place; `annotate` checks the frame and makes the copy."""
+    which draws on `scene` in place; `annotate` checks the frame and makes the copy. Those that draw results.masks
+    set draws_masks: they need the masks in host memory (see Results.to_host)."""
+
+    draws_masks = False
 
     def __init__(self, color_by: str = "class", palette: Palette | None = None) -> None:
         if color_by not in COLOR_BY:
@@ -93,6 +96,7 @@ class Annotator:
         if frame.shape[:2] != tuple(results.orig_shape):
             raise ValueError(f"frame is {frame.shape[1]}x{frame.shape[0]} but the results are for a "
                              f"{results.orig_shape[1]}x{results.orig_shape[0]} image")
+        self._check_masks(results)  # with or without objects, so that the first frame already says so
         if not inplace:
             scene = frame.copy()
         elif frame.flags.c_contiguous:
@@ -114,6 +118,11 @@ class Annotator:
         """Raises what drawing these results would raise (ConfigError: no track IDs to colour by)."""
         self.colors(results)
 
+    def _check_masks(self, results: Results) -> None:
+        """ConfigError when this annotator draws masks and they were left on the GPU (device_results=True)."""
+        if self.draws_masks:
+            results.require_host_masks(type(self).__name__)
+
     def colors(self, results: Results) -> np.ndarray:
         """Colours (N, 3) uint8 of the objects: palette[cls % K], or palette[id % K] with color_by="track"."""
         if self.color_by == "class":
@@ -130,6 +139,8 @@ def _bgr(color: np.ndarray) -> tuple[int, int, int]:
 
 class MaskAnnotator(Annotator):
     """Fills each mask with its object's colour, alpha-blended, touching only the pixels of the object's box."""
+
+    draws_masks = True
 
     def __init__(self, alpha: float = 0.5, color_by: str = "class", palette: Palette | None = None) -> None:
         super().__init__(color_by, palette)
@@ -152,6 +163,8 @@ class _LineAnnotator(Annotator):
 
 class OutlineAnnotator(_LineAnnotator):
     """Draws each object's outline (results.masks.xy) as a closed polyline; thickness None scales with the frame."""
+
+    draws_masks = True
 
     def _draw(self, scene: np.ndarray, results: Results) -> None:
         thickness = self.thickness or line_thickness(scene.shape)
@@ -232,6 +245,10 @@ class Compose(Annotator):
     def _check(self, results: Results) -> None:
         for annotator in self.annotators:
             annotator._check(results)
+
+    def _check_masks(self, results: Results) -> None:
+        for annotator in self.annotators:
+            annotator._check_masks(results)
 
     def _draw(self, scene: np.ndarray, results: Results) -> None:
         for annotator in self.annotators:

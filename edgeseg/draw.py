@@ -12,5 +12,6 @@ __all__ = ["PALETTE", "plot"]
 
 def plot(result: Results, alpha: float = 0.5, labels: bool = True) -> np.ndarray:
     """A copy of result.orig_img with masks (blended only inside their boxes), boxes and, if asked, labels."""
+    result.require_host_masks("plot")
     annotators = [MaskAnnotator(alpha), BoxAnnotator()] + ([LabelAnnotator()] if labels else [])
     return compose(*annotators).annotate(result.orig_img, result)

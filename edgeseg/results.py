@@ -232,7 +232,9 @@ class Results:
             return self
         return Results(self.orig_img, self.path, self.names, self.boxes, self.masks.to_host(), self.speed)
 
-    def _host_masks(self, what: str) -> None:
+    def require_host_masks(self, what: str) -> None:
+        """ConfigError naming `what` when the masks were left on the GPU: drawing, isolating and exporting read them
+        on the host, and copying them behind the caller's back would hide the cost device_results=True avoids."""
         if isinstance(self.masks, DeviceMasks):
             raise ConfigError(f"{what} works on masks in host memory, and these are on the GPU "
                               "(device_results=True): call results.to_host() first")
@@ -250,7 +252,7 @@ class Results:
         to its integer box or full-frame; `source="contour"` fills the outline (masks.xy) instead of the mask."""
         from .isolate import isolate
 
-        self._host_masks("isolate")
+        self.require_host_masks("isolate")
         return isolate(self, background, crop, source)
 
     def save_isolated(self, folder: str | Path, background: str = "black", crop: bool = True, source: str = "mask",
@@ -258,7 +260,7 @@ class Results:
         """Writes each cut-out as `{stem}_{label}-{index}.png` in `folder` (see isolate.save_isolated)."""
         from .isolate import save_isolated
 
-        self._host_masks("save_isolated")
+        self.require_host_masks("save_isolated")
         return save_isolated(self, folder, background, crop, source, save_mask, save_crop, stem)
 
     def to_coco(self, image_id: int | str | None = None, category_ids: Sequence[int] | None = None) -> list[dict]:
@@ -266,7 +268,7 @@ class Results:
         segmentation as compressed RLE. `category_ids[cls]` maps classes to dataset ids (default: cls)."""
         from .coco import encode_rle
 
-        self._host_masks("to_coco")
+        self.require_host_masks("to_coco")
         if image_id is None:
             image_id = Path(self.path).stem if self.path else 0
             image_id = int(image_id) if isinstance(image_id, str) and image_id.isdigit() else image_id

@@ -18,8 +18,10 @@ import cudasim  # noqa: E402
 SIMULATED = cudasim.use_simulator()
 
 from edgeseg import ConfigError, CudaError, PredictConfig, ProviderOptions, Segmenter  # noqa: E402
+from edgeseg.annotate import BoxAnnotator, LabelAnnotator, MaskAnnotator, OutlineAnnotator, compose  # noqa: E402
 from edgeseg.assets import __file__ as assets_init  # noqa: E402
 from edgeseg.backends.onnxruntime import OnnxRuntimeBackend, provider_settings, resolve_providers  # noqa: E402
+from edgeseg.draw import plot  # noqa: E402
 from edgeseg.kernels.blend import blend_masks  # noqa: E402
 from edgeseg.results import DeviceMasks, Masks  # noqa: E402
 from edgeseg.synthetic import make_scene  # noqa: E402
@@ -40,6 +42,13 @@ def both(scene):
         return cpu(scene)[0], gpu(scene)[0]
 
 
+@pytest.fixture(scope="module")
+def on_device(scene):
+    """GPU results of the same scene with the masks left on the GPU (device_results=True)."""
+    with Segmenter(DEMO, device="cuda", device_results=True) as seg:
+        return seg(scene)[0]
+
+
 def assert_same(a, b) -> None:
     assert len(a) == len(b)
     np.testing.assert_array_equal(a.boxes.xyxy, b.boxes.xyxy)
@@ -56,15 +65,30 @@ def test_gpu_results_are_the_cpu_results(both):
     assert_same(cpu, gpu)
 
 
-def test_masks_left_on_the_device(scene, both):
+def test_masks_left_on_the_device(on_device, both):
     cpu, _ = both
-    with Segmenter(DEMO, device="cuda", device_results=True) as seg:
-        result = seg(scene)[0]
+    result = on_device
     assert isinstance(result.masks, DeviceMasks) and not isinstance(result.masks.crops[0], np.ndarray)
     with pytest.raises(ConfigError, match="to_host"):
         result.isolate()
     assert_same(cpu, result.to_host())
     assert_same(cpu[1:], result[1:].to_host())
+
+
+def test_drawing_masks_left_on_the_device_says_to_copy_them_first(on_device, both):
+    cpu, _ = both
+    frame = on_device.orig_img.copy()
+    for annotator, name in [(MaskAnnotator(), "MaskAnnotator"), (OutlineAnnotator(), "OutlineAnnotator"),
+                            (compose(BoxAnnotator(), MaskAnnotator(), LabelAnnotator()), "MaskAnnotator")]:
+        for results in (on_device, on_device[:0]):  # with no objects too: the first frame already says so
+            with pytest.raises(ConfigError, match=rf"^{name} works on masks in host memory, .* on the GPU "
+                                                  r"\(device_results=True\): call results.to_host\(\) first$"):
+                annotator.annotate(frame, results, inplace=True)
+    with pytest.raises(ConfigError, match=r"^plot works on masks in host memory"):
+        plot(on_device)
+    np.testing.assert_array_equal(frame, on_device.orig_img)  # nothing drawn before the error
+    assert not np.array_equal(BoxAnnotator().annotate(frame, on_device), frame)  # boxes need no masks
+    np.testing.assert_array_equal(plot(on_device.to_host()), plot(cpu))
 
 
 @pytest.mark.parametrize("background, crop", [("black", True), ("transparent", True)])  # full frame: kernel tests

@@ -63,6 +63,45 @@ def test_masks_are_the_cpu_kernels_bit_for_bit(grid, shape, upsample):
     np.testing.assert_array_equal(nonzero.copy_to_host(), expected)
 
 
+def full_frame_logits(protos: np.ndarray, coefs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(N, H, W) float32 logits at source resolution, computed over the whole frame (the masks before the threshold)."""
+    f, (top, left, bottom, right) = naive.mask_geometry(protos.shape[1:], shape)
+    out = []
+    for coef in coefs:
+        logits = np.zeros(protos.shape[1:], np.float32)
+        for k in range(len(protos)):
+            logits += coef[k] * protos[k]
+        if f > 1:
+            inv = np.float32(1.0 / f)
+            logits = naive.resize_bilinear(logits, (protos.shape[1] * f, protos.shape[2] * f), scale=(inv, inv))
+        out.append(naive.resize_bilinear(logits[top:bottom, left:right], shape))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("shape", [(24, 32), (31, 37)])  # upsample 1 and 4
+def test_mask_logits_of_exactly_zero_are_background(shape):
+    # the threshold is logit > 0, as on the CPU: prototype 0 is exactly 0 on its left half, so the logits there are
+    # exactly 0.0 after both resamples; the second object has all coefficients 0 (every logit 0)
+    protos = np.zeros((2, 8, 8), np.float32)
+    protos[0, :, 4:] = 1.0
+    protos[1] = -1.0  # times a zero coefficient: -0.0
+    coefs = np.array([[1, 0], [0, 0], [1, 0]], np.float32)
+    h, w = shape
+    boxes = np.array([[0, 0, w, h], [0, 0, w, h], [0, 0, w // 4, h]], np.float32)  # the third one on the zeros only
+    f, crop = mask_geometry((8, 8), shape)
+    bounds = box_pixels(boxes, shape)
+    logits = full_frame_logits(protos, coefs, shape)
+    assert (logits[0] == 0).any() and (logits[0] > 0).any()  # an edge, with exact zeros beside it
+    assert (logits[1] == 0).all() and (logits[2, :, : w // 4] == 0).all()
+    flat, offsets, nonzero = masks_in_boxes_cuda(protos, coefs, bounds, f, crop, shape)
+    want, _ = masks_in_boxes(protos, coefs, bounds, f, crop, shape)
+    got = flat.copy_to_host()
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got[: offsets[1]].reshape(shape), logits[0] > 0)  # the zeros are background
+    assert not got[offsets[1] :].any()
+    np.testing.assert_array_equal(nonzero.copy_to_host(), [1, 0, 0])  # empty masks: those objects are dropped
+
+
 def test_masks_wrapper_checks_its_inputs():
     protos = np.zeros((4, 8, 8), np.float32)
     with pytest.raises(ValueError, match="coefs"):
@@ -123,6 +162,67 @@ def test_decode_raw_keeps_the_same_top_candidates(monkeypatch):
     np.testing.assert_array_equal(got[1], want.conf)
 
 
+def anchors_head(xyxy, scores, nm: int = 2) -> np.ndarray:
+    """(4 + nc + nm, A) float32 raw head of A anchors with the given corner boxes (A, 4) (as centre and size, which
+    give them back exactly for integer corners), class scores (A, nc) and coefficients 0, 1, 2..."""
+    xyxy, scores = np.asarray(xyxy, np.float32), np.asarray(scores, np.float32)
+    xywh = np.concatenate([(xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+    coefs = np.arange(len(xywh) * nm, dtype=np.float32).reshape(len(xywh), nm)
+    return np.ascontiguousarray(np.concatenate([xywh, scores, coefs], axis=1).T)
+
+
+def decode_both(pred: np.ndarray, nc: int, cfg: PredictConfig):
+    """(CPU Detections, GPU (xyxy, conf, cls, coefs on the host)) of one raw head, the GPU's checked to be the CPU's."""
+    want = postprocess.decode_raw(pred, nc, cfg)
+    got = decode_raw_cuda(pred, nc, cfg.conf, postprocess.allowed_classes(nc, cfg.classes),
+                          cfg.multi_label, cfg.iou, cfg.max_det, 0.0 if cfg.agnostic_nms else float(MAX_WH), 30000)
+    got = (*got[:3], got[3].copy_to_host())
+    for g, w in zip(got, [want.xyxy, want.conf, want.cls, want.coefs]):
+        np.testing.assert_array_equal(g, w)
+    return want, got
+
+
+def test_iou_exactly_at_the_threshold_keeps_the_box():
+    # A (0, 0, 10, 20) area 200; B (0, 0, 10, 10) inside it, area 100: IoU 100 / 200 = 0.5 exactly in float32, and
+    # suppression is IoU > iou (torchvision's rule), so B stays. C (0, 0, 10, 19): IoU 0.95, suppressed by A.
+    # D is A's box in class 1: class-aware NMS keeps it.
+    xyxy = np.array([[0, 0, 10, 20], [0, 0, 10, 19], [0, 0, 10, 10], [0, 0, 10, 20]], np.float32)
+    iou = naive.iou_one_to_many(xyxy[0], xyxy[1:])
+    assert iou.dtype == np.float32 and iou[1] == np.float32(0.5) and float(iou[1]) == 0.5 and iou[0] > 0.5
+    pred = anchors_head(xyxy, [[0.9, 0], [0.8, 0], [0.7, 0], [0, 0.6]])
+    for agnostic in (False, True):
+        _, (kept, _, cls, _) = decode_both(pred, 2, PredictConfig(conf=0.25, iou=0.5, agnostic_nms=agnostic))
+        if agnostic:  # D overlaps A by IoU 1 and goes; B still stays
+            np.testing.assert_array_equal(kept, xyxy[[0, 2]])
+        else:
+            np.testing.assert_array_equal(kept, xyxy[[0, 2, 3]])
+            np.testing.assert_array_equal(cls, [0, 0, 1])
+
+
+def test_iou_of_float32_0_3_is_above_an_iou_of_0_3():
+    # IoU 30 / 100 rounds to float32(0.3) = 0.30000001, compared with the float64 threshold as on the CPU: above 0.3
+    xyxy = np.array([[0, 0, 10, 6], [0, 3, 10, 10]], np.float32)  # areas 60 and 70, overlap 30
+    iou = naive.iou_one_to_many(xyxy[0], xyxy[1:])[0]
+    assert iou == np.float32(0.3) and float(iou) > 0.3
+    _, (kept, *_) = decode_both(anchors_head(xyxy, [[0.9], [0.8]]), 1, PredictConfig(conf=0.25, iou=0.3))
+    np.testing.assert_array_equal(kept, xyxy[:1])
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_score_exactly_at_conf_is_not_a_candidate(multi_label):
+    # candidates are score > conf, compared in float32 as on the CPU: a score of exactly float32(0.3) is out with
+    # conf=0.3 (in float64 it is 0.30000001 > 0.3), the next float32 up is in
+    at = np.float32(0.3)
+    above = np.nextafter(at, np.float32(1))
+    far_apart = [[6, 6, 14, 14], [36, 6, 44, 14], [6, 36, 14, 44], [36, 36, 44, 44]]
+    scores = [[at, 0], [above, 0], [0.1, at], [at, above]]  # anchor 3: class 0 at conf, class 1 above it
+    want, (_, conf, cls, _) = decode_both(anchors_head(far_apart, scores), 2,
+                                          PredictConfig(conf=0.3, iou=0.5, multi_label=multi_label))
+    np.testing.assert_array_equal(conf, [above, above])
+    np.testing.assert_array_equal(cls, [0, 1])
+    np.testing.assert_array_equal(want.coefs, [[2, 3], [6, 7]])  # anchors 1 and 3
+
+
 def test_decode_raw_with_nothing_above_the_threshold():
     pred = raw_head(np.random.default_rng(0), 2, 3, 40)
     xyxy, conf, cls, coefs = decode_raw_cuda(pred, 2, 0.99, np.ones(2, bool), False, 0.7, 300, float(MAX_WH), 30000)
@@ -140,6 +240,20 @@ def test_decode_end2end_is_the_cpu_decode(settings):
     assert len(want.conf) > 0
     for got, expected in [(xyxy, want.xyxy), (conf, want.conf), (cls, want.cls), (coefs.copy_to_host(), want.coefs)]:
         np.testing.assert_array_equal(got, expected)
+
+
+def test_end2end_row_with_conf_exactly_at_the_threshold_is_dropped():
+    at = np.float32(0.3)
+    pred = np.zeros((5, 6 + 2), np.float32)
+    pred[:, :4] = [0, 0, 10, 10]
+    pred[:, 4] = [at, np.nextafter(at, np.float32(1)), 0.9, at, 0.29]
+    pred[:, 6] = np.arange(5)
+    cfg = PredictConfig(conf=0.3)
+    want = postprocess.decode_end2end(pred, cfg)
+    xyxy, conf, cls, coefs = decode_end2end_cuda(pred, cfg.conf, cfg.classes, cfg.max_det)
+    for got, expected in [(xyxy, want.xyxy), (conf, want.conf), (cls, want.cls), (coefs.copy_to_host(), want.coefs)]:
+        np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(coefs.copy_to_host()[:, 0], [1, 2])  # rows 1 and 2 only
 
 
 def random_crops(rng: np.random.Generator, shape: tuple[int, int], n: int):
