@@ -15,6 +15,7 @@ import numpy as np
 from .backends import Backend, open_backend
 from .config import PredictConfig, ProviderOptions
 from .errors import ConfigError, NotSegmentationModelError
+from .kernels.jit import require_kernels
 from .metadata import ModelMetadata, class_names
 from .postprocess import decode_end2end, decode_raw, to_source
 from .preprocess import Preprocessor
@@ -86,6 +87,7 @@ class Segmenter:
         return self
 
     def _setup(self, model: str | Path, cfg: PredictConfig) -> None:
+        require_kernels()
         self.config = cfg
         self.model_path = Path(model)
         self.backend: Backend = open_backend(model, cfg.providers, cfg.provider_options)

@@ -5,7 +5,7 @@ and setup.py). Loading it takes under a millisecond and never imports Numba, whi
 0.5 s and 100 MiB before its first result (importing Numba, then bringing up its LLVM code generator on the first
 call, even with every kernel in the on-disk cache).
 
-EDGESEG_KERNELS chooses: "aot" (the compiled module; an error if it is missing or stale), "jit" (Numba compiles on
+EDGESEG_KERNELS chooses: "aot" (the compiled module; every kernel call raises KernelError if it is missing or stale), "jit" (Numba compiles on
 first call, caching on disk) or "auto" (the default: "aot" when the module is there and was built from these very
 sources, else "jit"). A module built from other sources than the installed ones is never used: its code would not be
 the code on disk.
@@ -60,32 +60,49 @@ def _load_compiled() -> tuple[Any, str, bool]:
     return module, "", False
 
 
-def _resolve_mode() -> tuple[str, Any]:
+def _resolve_mode() -> tuple[str, Any, Exception | None]:
+    """(mode, compiled module or None, the error every kernel call raises instead, or None)."""
     wanted = os.environ.get("EDGESEG_KERNELS", "auto").strip().lower()
     if wanted not in ("auto", "aot", "jit"):
         from ..errors import ConfigError  # here only: the build loads this package without the rest of edgeseg
 
-        raise ConfigError(f"EDGESEG_KERNELS must be 'auto', 'aot' or 'jit', got {wanted!r}")
+        return "unavailable", None, ConfigError(f"EDGESEG_KERNELS must be 'auto', 'aot' or 'jit', got {wanted!r}")
     if wanted == "jit":
-        return "jit", None
+        return "jit", None, None
     module, why_not, stale = _load_compiled()
     if module is not None:
-        return "aot", module
+        return "aot", module, None
     if wanted == "aot":
         from ..errors import KernelError
 
-        raise KernelError(f"EDGESEG_KERNELS=aot, but {why_not}")
+        return "unavailable", None, KernelError(f"EDGESEG_KERNELS=aot, but {why_not}")
     if stale:
         warnings.warn(f"{why_not}; using Numba's JIT meanwhile", stacklevel=2)
     else:
         log.info("%s; Numba's JIT compiles them on first use", why_not)
-    return "jit", None
+    return "jit", None, None
 
 
-MODE, _COMPILED = _resolve_mode()
+# A bad request is not raised here, at import, but by each kernel call: the command line turns it into its one-line
+# error, which it could not do for an error raised while `import edgeseg` runs.
+MODE, _COMPILED, _ERROR = _resolve_mode()
 
 if MODE == "jit":
     import numba
+
+
+def require_kernels() -> None:
+    """Raises what every kernel call would raise (a bad EDGESEG_KERNELS): the Segmenter says so before loading a model."""
+    if _ERROR is not None:
+        raise _ERROR
+
+
+def _refuse(func: Callable) -> Callable:
+    def refused(*args: Any) -> Any:
+        raise _ERROR
+
+    refused.__name__ = func.__name__
+    return refused
 
 
 def export_name(func: Callable) -> str:
@@ -107,6 +124,8 @@ def kernel(signature: str) -> Callable[[Callable], Callable]:
         ENTRIES[name] = (func, signature)
         if MODE == "aot":
             return getattr(_COMPILED, name)
+        if MODE == "unavailable":
+            return _refuse(func)
         return numba.njit(**JIT_OPTIONS)(func)
 
     return decorate

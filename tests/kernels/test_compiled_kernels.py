@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -22,6 +23,8 @@ def test_install_compiled_every_entry_point():
     assert jit.MODE == "aot", "the install did not compile the kernels: see the setup.py lines of `pip install -e .`"
     compiled = jit._COMPILED
     assert compiled.source_digest() == jit.source_digest()
+    for module in jit.KERNEL_MODULES:  # each registers its entry points as it is imported
+        importlib.import_module(f"edgeseg.kernels.{module}")
     assert len(jit.ENTRIES) >= 9
     for name in jit.ENTRIES:
         assert callable(getattr(compiled, name)), name
@@ -40,23 +43,42 @@ def test_stale_compiled_kernels_are_never_used(monkeypatch):
         module, why_not, stale = jit._load_compiled()
         assert module is None and stale and "pip install -e ." in why_not
     monkeypatch.setenv("EDGESEG_KERNELS", "aot")
-    with pytest.raises(KernelError, match="EDGESEG_KERNELS=aot"):
-        jit._resolve_mode()
+    mode, module, error = jit._resolve_mode()
+    assert (mode, module) == ("unavailable", None)
+    assert isinstance(error, KernelError) and "EDGESEG_KERNELS=aot" in str(error)
     monkeypatch.setenv("EDGESEG_KERNELS", "auto")
     if jit._COMPILED is not None:
         with pytest.warns(UserWarning, match="other sources"):
-            assert jit._resolve_mode() == ("jit", None)
+            assert jit._resolve_mode() == ("jit", None, None)
 
 
 def test_jit_mode_is_chosen_without_loading_the_compiled_module(monkeypatch):
     monkeypatch.setenv("EDGESEG_KERNELS", "jit")
-    assert jit._resolve_mode() == ("jit", None)
+    assert jit._resolve_mode() == ("jit", None, None)
 
 
 def test_unknown_mode_is_a_config_error(monkeypatch):
     monkeypatch.setenv("EDGESEG_KERNELS", "fast")
-    with pytest.raises(ConfigError, match="'auto', 'aot' or 'jit'"):
-        jit._resolve_mode()
+    mode, _, error = jit._resolve_mode()
+    assert mode == "unavailable" and isinstance(error, ConfigError) and "'auto', 'aot' or 'jit'" in str(error)
+
+
+def test_cli_says_what_is_wrong_with_the_kernels_in_one_line(shapes_onnx, val_images, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "edgeseg.cli", "predict", "--model", str(shapes_onnx), "--source",
+                           str(val_images[0]), "--save-dir", str(out)], capture_output=True, text=True,
+                          env={**os.environ, "EDGESEG_KERNELS": "fast"}, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "edgeseg: error: EDGESEG_KERNELS must be 'auto', 'aot' or 'jit', got 'fast'"]
+    assert not out.exists() or not any(out.iterdir())  # nothing written
+
+
+def test_a_refused_kernel_raises_the_recorded_error(monkeypatch):
+    monkeypatch.setattr(jit, "_ERROR", KernelError("EDGESEG_KERNELS=aot, but no module"))
+    refused = jit._refuse(lambda image, out: None)
+    with pytest.raises(KernelError, match="no module"):
+        refused(1, 2)
 
 
 @pytest.mark.skipif(REQUESTED == "jit", reason="this run already uses the JIT")
