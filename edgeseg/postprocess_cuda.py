@@ -129,6 +129,19 @@ class CudaPostprocessor:
             return upload(output.astype(np.float32, copy=False))
         return to_float32(output if is_device_array(output) else as_device_array(output))
 
+    def keep(self, outputs: Sequence[Any]) -> list[Any]:
+        """Float32 device copies of network outputs whose buffers the next run overwrites (a TensorRT engine's, a
+        CUDA graph's): a pipeline runs the network again before it has post-processed these."""
+        if not _simulated():
+            self.cuda.select_device(self.device_id)
+        kept = []
+        for output in outputs:
+            source = self.to_device(output)
+            copy = self.cuda.device_array(source.shape, source.dtype)
+            copy.copy_to_device(source)
+            kept.append(copy)
+        return kept
+
     def __call__(self, det: Any, protos: Any, letterbox: Letterbox) -> tuple[Boxes, Masks | DeviceMasks]:
         """One image: det (4 + nc + nm, A) or (K, 6 + nm) and protos (nm, mh, mw), float32 device arrays."""
         if not _simulated():  # a pipeline may call from another thread than the one that built this

@@ -99,10 +99,10 @@ class Segmenter:
 
                 self._gpu = CudaPostprocessor(self.num_classes, cfg, self.end2end, self._gpu_index(),
                                               cfg.device_results)
-                if not getattr(self.backend, "outputs_on_gpu", False):
+                if not self.backend.outputs_on_gpu:
                     log.info("edgeseg: %s runs on %s; its outputs are uploaded to the GPU once per batch for "
                              "post-processing", self.model_path.name, self.providers[0])
-            elif getattr(self.backend, "outputs_on_gpu", False):
+            elif self.backend.outputs_on_gpu:
                 log.info("edgeseg: post-processing runs on the CPU (device='cpu'); device='cuda' keeps the network's "
                          "outputs on the GPU")
         except Exception:
@@ -216,8 +216,8 @@ class Segmenter:
 
     def _infer(self, tensor: np.ndarray) -> list[Any]:
         """The network's outputs: on the GPU (OrtValues) when the GPU path can read them there, else host arrays."""
-        if self._gpu is not None and getattr(self.backend, "outputs_on_gpu", False):
-            return self.backend.infer_on_device(tensor)  # type: ignore[attr-defined]
+        if self._gpu is not None and self.backend.outputs_on_gpu:
+            return self.backend.infer_on_device(tensor)
         return self.backend.infer(tensor)
 
     def _finish(self, batch: list[tuple[str | None, np.ndarray]], letterboxes: list, outputs: list[np.ndarray],
@@ -252,9 +252,6 @@ class Segmenter:
         stages. Closing the generator early stops both threads."""
         if depth < 1:
             raise ConfigError(f"depth must be at least 1, got {depth}")
-        if self._gpu is not None and getattr(self.backend, "cuda_graph", False):
-            raise ConfigError("stream_pipelined runs the network while earlier outputs are post-processed, and a CUDA "
-                              "graph writes every run into the same buffers: use stream(), or turn enable_cuda_graph off")
         # each batch in flight needs its own input buffer: up to `depth` queued, one in the network, one being read
         pool = [Preprocessor(self.imgsz, self._pre.dtype, self.stride, self._pre.dynamic, self._pre.batch)
                 for _ in range(depth + 2)]
@@ -293,6 +290,9 @@ class Segmenter:
                 try:
                     t0 = time.perf_counter()
                     outputs = self._infer(tensor)
+                    if self._gpu is not None and self.backend.outputs_reused:
+                        # the next run writes into these GPU buffers while this batch waits to be post-processed
+                        outputs = self._gpu.keep(outputs)
                     infer_ms = (time.perf_counter() - t0) * 1e3
                 except BaseException as e:
                     put(inferred, _Failure(e))

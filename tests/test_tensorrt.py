@@ -592,6 +592,27 @@ def test_engine_gives_the_same_results_as_the_onnx_model(shapes_onnx, val_images
         backend.infer(np.zeros((1, 3, 640, 640), np.float32))
 
 
+def test_infer_on_device_leaves_the_outputs_in_the_engines_buffers(shapes_onnx, tmp_path, fake_gpu, monkeypatch):
+    _, cuda = fake_gpu
+    engine = _engine_from_onnx(shapes_onnx, tmp_path / "shapes.engine")
+    downloads = []
+    monkeypatch.setattr(cuda, "download", lambda *args: downloads.append(args))  # must not be called
+    batch = np.random.default_rng(1).random((1, 3, 640, 640), dtype=np.float32)
+    want = ort.InferenceSession(str(shapes_onnx), providers=["CPUExecutionProvider"]).run(None, {"images": batch})
+    with TensorRTBackend(engine, device_id=0) as backend:
+        assert backend.outputs_on_gpu and backend.outputs_reused and backend.binding_device == ("cuda", 0)
+        outputs = backend.infer_on_device(batch)
+        assert not downloads
+        for out, binding, expected in zip(outputs, backend._bindings[1:], want):
+            interface = out.__cuda_array_interface__
+            assert interface["data"] == (binding.device.ptr, False) and interface["version"] == 3
+            assert interface["shape"] == expected.shape and interface["typestr"] == "<f4"
+            in_gpu = cuda.memory[binding.device.ptr][: expected.nbytes].view(np.float32).reshape(expected.shape)
+            np.testing.assert_allclose(in_gpu, expected, rtol=1e-5, atol=1e-5)
+        assert [o.__cuda_array_interface__["data"] for o in backend.infer_on_device(batch)] == [
+            o.__cuda_array_interface__["data"] for o in outputs]  # the same buffers: the next run overwrites them
+
+
 def test_engine_without_sidecar_infers_from_shapes(shapes_onnx, tmp_path, fake_gpu):
     engine = _engine_from_onnx(shapes_onnx, tmp_path / "shapes.plan")
     sidecar_path(engine).unlink()

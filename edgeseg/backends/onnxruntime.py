@@ -192,6 +192,7 @@ class OnnxRuntimeBackend(Backend):
         self.outputs_on_gpu = name in DEVICE_OPTION and name == self.providers[0]
         self.binding_device = ("cuda", int(settings.get("device_id", 0))) if self.outputs_on_gpu else ("cpu", 0)
         self.cuda_graph = bool(self.outputs_on_gpu and options is not None and options.enable_cuda_graph)
+        self.outputs_reused = self.cuda_graph  # a graph replays into the same output buffers every run
         self._binding: Any = None
         self._bound_input: Any = None  # the OrtValue the input is copied into, reused while its shape holds
         self._bound_outputs: list[Any] | None = None  # CUDA graph: the fixed output buffers

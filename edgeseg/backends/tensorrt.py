@@ -439,13 +439,28 @@ class _Binding:
         return int(np.prod(self.shape)) * self.dtype.itemsize
 
 
+class DeviceOutput:
+    """One engine output in its GPU buffer, as __cuda_array_interface__ (CuPy, PyTorch and Numba view it without a
+    copy). It keeps the backend alive; the backend's next run overwrites it."""
+
+    def __init__(self, owner: "TensorRTBackend", ptr: int, shape: tuple[int, ...], dtype: np.dtype):
+        self.owner = owner
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.__cuda_array_interface__ = {"shape": self.shape, "typestr": self.dtype.str, "data": (int(ptr), False),
+                                         "strides": None, "version": 3}
+
+
 class TensorRTBackend(Backend):
     """A serialized TensorRT engine behind the Backend interface.
 
     One CUDA stream; a device buffer and a pinned host buffer per input and output, allocated on the first run
     and grown only when a larger input shape needs it. infer() returns views of the pinned output buffers: the
-    next infer() overwrites them (copy what you keep). Not thread-safe: one backend per thread.
+    next infer() overwrites them (copy what you keep); infer_on_device() leaves them in the GPU buffers, which the
+    next run overwrites too. Not thread-safe: one backend per thread.
     """
+
+    outputs_on_gpu = True
+    outputs_reused = True
 
     def __init__(self, path: str | Path, device_id: int = 0):
         path = Path(path)
@@ -454,6 +469,7 @@ class TensorRTBackend(Backend):
         self.metadata = engine_file.metadata
         self.providers = ("TensorRT",)
         self.device_id = device_id
+        self.binding_device = ("cuda", device_id)  # where infer_on_device leaves the outputs
         self._cuda: CudaRuntime | None = None
         self._stream: Stream | None = None
         self._bindings: list[_Binding] = []
@@ -532,6 +548,22 @@ class TensorRTBackend(Backend):
         self._stream = self._cuda.stream()
 
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        cuda, stream = self._execute(batch)
+        outputs = self._bindings[1:]
+        for b in outputs:
+            cuda.download(b.host, b.device, b.nbytes, stream)
+        cuda.synchronize(stream)
+        return [b.view for b in outputs]
+
+    def infer_on_device(self, batch: np.ndarray) -> list["DeviceOutput"]:
+        """Like infer, with the outputs left in the engine's GPU buffers (no download): the GPU path reads them in
+        place. The next run overwrites them (outputs_reused)."""
+        cuda, stream = self._execute(batch)
+        cuda.synchronize(stream)  # finished before any other stream (Numba's) reads them
+        return [DeviceOutput(self, b.device.ptr, b.shape, b.dtype) for b in self._bindings[1:]]  # type: ignore
+
+    def _execute(self, batch: np.ndarray) -> tuple[CudaRuntime, Stream]:
+        """Uploads `batch` and queues the engine's run on the stream (not waited for)."""
         if self._context is None:
             raise ProviderError(f"the TensorRT backend of {self.path.name} is closed")
         if batch.dtype != self._input.dtype or batch.ndim != len(self.input.shape):
@@ -550,11 +582,7 @@ class TensorRTBackend(Backend):
         cuda.upload(self._input.device, self._input.host, self._input.nbytes, stream)
         if not self._context.execute_async_v3(stream.handle):
             raise CudaError(f"TensorRT could not run {self.path.name} ({self._logger.take_errors() or 'no detail'})")
-        outputs = self._bindings[1:]
-        for b in outputs:
-            cuda.download(b.host, b.device, b.nbytes, stream)
-        cuda.synchronize(stream)
-        return [b.view for b in outputs]
+        return cuda, stream
 
     def _set_shape(self, shape: tuple[int, ...]) -> None:
         """Sets the input shape, reads the output shapes it gives, and (re)binds buffers large enough for them."""
