@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objects", type=int, default=20, help="shapes per synthetic scene (default 20)")
     p.add_argument("--providers", default="auto",
                    help="onnxruntime providers, comma-separated: each model runs on each (e.g. cpu,cuda; default auto)")
+    p.add_argument("--devices", default="cpu",
+                   help="where the post-processing runs, comma-separated: cpu and/or cuda (the GPU path; default cpu)")
     p.add_argument("--imgsz", type=parse_imgsz_arg, help="input size: 640 or 480,640 (model's own)")
     p.add_argument("--batch", type=int, default=1, help="images per network run (default 1)")
     p.add_argument("--warmup", type=int, default=20, help="untimed iterations first (default 20)")
@@ -319,7 +321,7 @@ def run_benchmark_cmd(args: argparse.Namespace) -> int:
     report = run_benchmark(_split(args.model), source=args.source, synthetic=synthetic, objects=args.objects,
                            providers=_split([args.providers]), imgsz=args.imgsz, batch=args.batch, warmup=args.warmup,
                            iters=args.iters, compare=_split(args.compare), out_dir=args.out, video=args.video,
-                           progress=not args.quiet, startup=args.startup)
+                           progress=not args.quiet, startup=args.startup, devices=_split([args.devices]))
     print(format_table(report))
     if args.out:
         print(f"report and plots in {args.out}")

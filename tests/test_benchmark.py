@@ -79,7 +79,7 @@ def test_cli_writes_full_report(shapes_onnx, tmp_path):
     assert set(machine["versions"]) == {"edgeseg", "onnxruntime", "numba", "numpy", "opencv", "ultralytics"}
     assert machine["versions"]["ultralytics"]
     settings = report["settings"]
-    assert settings == {"models": [str(shapes_onnx)], "providers": ["auto"], "source": "synthetic 640x480, 8 objects",
+    assert settings == {"models": [str(shapes_onnx)], "providers": ["auto"], "devices": ["cpu"], "source": "synthetic 640x480, 8 objects",
                         "frames": 4, "imgsz": None, "batch": 1, "warmup": 1, "iters": 3, "compare": ["ultralytics"]}
 
     edgeseg_run, ultra_run = report["runs"]
@@ -88,7 +88,8 @@ def test_cli_writes_full_report(shapes_onnx, tmp_path):
     assert set(edgeseg_run["stages"]) == EDGESEG_STAGES
     assert set(ultra_run["stages"]) == {"preprocess", "inference", "postprocess", "total"}
     for run in report["runs"]:
-        assert set(run) == {"name", "kind", "model", "provider", "objects_per_frame", "stages"}
+        assert set(run) == {"name", "kind", "model", "provider", "device", "objects_per_frame", "stages"}
+        assert run["device"] == "cpu"
         for stats in run["stages"].values():
             _check_stats(stats)
             assert len(stats["samples"]) == 3
@@ -123,6 +124,7 @@ def test_two_models_side_by_side(shapes_onnx, tmp_path):
     (["--synthetic", "big"], "--synthetic takes a size like 1280x720"),
     (["--compare", "detectron"], "cannot compare with 'detectron'"),
     (["--providers", "nosuch"], "execution provider 'nosuch' is not available"),
+    (["--devices", "cpu,tpu"], "post-processing devices must be among cpu, cuda, got cpu, tpu"),
 ])
 def test_bad_options_give_one_line(shapes_onnx, args, message):
     cmd = [sys.executable, "-m", "edgeseg.cli", "benchmark", "--model", str(shapes_onnx), "--no-startup", *args]

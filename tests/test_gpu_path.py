@@ -161,6 +161,20 @@ def test_pipeline_keeps_outputs_that_the_next_run_overwrites():
         assert_same(a, b)
 
 
+def test_benchmark_times_the_gpu_path_beside_the_cpu_one():
+    from edgeseg.benchmark import run_benchmark
+    from edgeseg.benchmark.stages import EDGESEG_STAGES
+
+    report = run_benchmark(DEMO, synthetic=(128, 96), objects=3, devices=["cpu", "cuda"], warmup=0, iters=1,
+                           progress=False, startup=False)
+    cpu, gpu = report["runs"]
+    assert (cpu["device"], gpu["device"]) == ("cpu", "cuda") and gpu["name"].endswith("post-processing on cuda")
+    assert gpu["objects_per_frame"] == cpu["objects_per_frame"] > 0  # the same detections on both sides
+    assert set(gpu["stages"]) == set(EDGESEG_STAGES)
+    assert all(gpu["stages"][stage]["mean"] > 0 for stage in ("decode_nms", "masks", "isolation"))
+    assert report["settings"]["devices"] == ["cpu", "cuda"]
+
+
 def test_no_gpu_is_a_cuda_error_not_a_fallback(tmp_path):
     # a fresh process without the simulator, on this machine: a GPU-less machine must say so
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}

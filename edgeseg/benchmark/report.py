@@ -18,6 +18,7 @@ def run_entry(contender, records: Sequence[dict[str, float]]) -> dict:
     """A report "runs" item from one contender's per-iteration records (ms per frame by stage)."""
     return {
         "name": contender.name, "kind": contender.kind, "model": contender.model, "provider": contender.provider,
+        "device": contender.device,
         "objects_per_frame": sum(r["objects"] for r in records) / len(records),
         "stages": {stage: summarize([r[stage] for r in records]) for stage in contender.stages},
     }

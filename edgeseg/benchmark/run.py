@@ -13,6 +13,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .. import __version__
+from ..config import DEVICES
 from ..errors import ConfigError
 from ..segmenter import Segmenter
 from .machine import describe_machine
@@ -32,12 +33,15 @@ def _as_list(value: Any) -> list:
 
 
 def check_options(models: list, providers: list, synthetic: tuple[int, int], objects: int, batch: int, warmup: int,
-                  iters: int, compare: list[str]) -> None:
+                  iters: int, compare: list[str], devices: Sequence[str] = ("cpu",)) -> None:
     """Raises ConfigError, with what to do, for options that cannot work; before anything slow is loaded."""
     if not models:
         raise ConfigError("give at least one model to benchmark (--model)")
     if not providers:
         raise ConfigError("give at least one provider (--providers), or auto")
+    if not devices or any(d not in DEVICES for d in devices):
+        raise ConfigError(f"post-processing devices must be among {', '.join(DEVICES)}, got "
+                          f"{', '.join(devices) or 'none'}")
     if iters < 1 or warmup < 0:
         raise ConfigError(f"iters must be at least 1 and warmup at least 0, got iters {iters}, warmup {warmup}")
     if batch < 1:
@@ -117,27 +121,29 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
                   objects: int = 20, providers: Iterable[str] = ("auto",), imgsz: int | tuple[int, int] | None = None,
                   batch: int = 1, warmup: int = 20, iters: int = 200, compare: Iterable[str] = (),
                   out_dir: str | Path | None = None, video: bool = False, progress: bool = True,
-                  startup: bool = True) -> dict:
+                  startup: bool = True, devices: Iterable[str] = ("cpu",)) -> dict:
     """Times every stage of edgeseg for each model on each provider, side by side and interleaved with
     Ultralytics' predict on the same model when compare has "ultralytics", on the same frames: `source` (images,
     a folder, a glob or a video; up to 100 frames are kept) or seeded synthetic scenes of `synthetic` (width,
     height) with `objects` shapes. Returns the report (see report.build_report); with `out_dir`, also writes
     out_dir/benchmark.json and the plots. `video`: also measure pipelined against sequential video throughput
     (always done for a video source). `startup`: also measure cold start and memory, in fresh processes (about
-    half a minute; left null without). Samples are ms per frame (a batch's time divided by its frames)."""
+    half a minute; left null without). `devices`: where the post-processing runs, "cpu" and/or "cuda" (the GPU
+    path), each model and provider on each. Samples are ms per frame (a batch's time divided by its frames)."""
     models = [str(m) for m in _as_list(models)]
     providers = [p.strip() for p in _as_list(providers) if p.strip()]
+    devices = [d.strip().lower() for d in _as_list(devices) if d.strip()]
     compare = [c.strip().lower() for c in _as_list(compare) if c.strip()]
     synthetic = tuple(synthetic)  # type: ignore[assignment]
-    check_options(models, providers, synthetic, objects, batch, warmup, iters, compare)
+    check_options(models, providers, synthetic, objects, batch, warmup, iters, compare, devices)
     frames, description, is_video = load_frames(source, synthetic, objects, warmup + iters)
 
     with ExitStack() as stack:
         contenders: list = []
         first: dict[str, EdgesegStages] = {}
-        for model, provider in itertools.product(models, providers):
+        for model, provider, device in itertools.product(models, providers, devices):
             seg = stack.enter_context(Segmenter(model, imgsz=imgsz, providers=provider if provider == "auto" else (provider,),
-                                                batch=batch))
+                                                batch=batch, device=device))
             if seg.batch_size != batch:
                 raise ConfigError(f"{Path(model).name} takes batches of exactly {seg.batch_size}; batch {batch} is not "
                                   f"possible (use --batch {seg.batch_size}, or a model exported with dynamic=True)")
@@ -146,7 +152,8 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
             first.setdefault(model, contenders[-1])
         if "ultralytics" in compare:
             for model, reference in first.items():
-                device = "cpu" if reference.provider == "CPUExecutionProvider" else "cuda:0"
+                on_gpu = reference.provider != "CPUExecutionProvider" or reference.device == "cuda"
+                device = "cuda:0" if on_gpu else "cpu"
                 contenders.append(UltralyticsStages(model, reference.seg, device))
         resolved_imgsz = list(contenders[0].seg.imgsz) if imgsz is not None else None
         records = measure(contenders, _batches(frames, batch), iters, warmup, progress)
@@ -163,7 +170,7 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
             clip = list(panning_frames(synthetic[0], synthetic[1], objects, count))
         video_result = video_throughput(models[0], providers[0], imgsz, clip)
 
-    settings = {"models": models, "providers": providers, "source": description, "frames": len(frames),
+    settings = {"models": models, "providers": providers, "devices": devices, "source": description, "frames": len(frames),
                 "imgsz": resolved_imgsz, "batch": batch, "warmup": warmup, "iters": iters, "compare": compare}
     report = build_report(__version__, describe_machine(), settings, runs, video_result)
     if startup:

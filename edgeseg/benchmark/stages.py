@@ -34,7 +34,11 @@ def short_provider(provider: str) -> str:
 class EdgesegStages:
     """edgeseg's chain on one batch of frames, every stage timed on its own: Preprocessor, backend.infer,
     decode_raw / decode_end2end, to_source, masks.contours("largest"), isolate(transparent, cropped) and
-    masks + boxes + labels drawn. Returns ms per frame by stage, and "objects" per frame."""
+    masks + boxes + labels drawn. Returns ms per frame by stage, and "objects" per frame.
+
+    With the Segmenter's device="cuda", decode + NMS, masks and the cut-outs run on the GPU (postprocess_cuda),
+    each stage timed to the end of its GPU work; inference then includes bringing the outputs to the GPU (in place
+    for a GPU provider, one upload for the CPU one). Outlines and drawing stay on the CPU, as in an application."""
 
     kind = "edgeseg"
     stages = EDGESEG_STAGES
@@ -43,10 +47,14 @@ class EdgesegStages:
         self.seg = segmenter
         self.model = str(segmenter.model_path)
         self.provider = segmenter.providers[0]
-        self.name = f"edgeseg {segmenter.model_path.stem} {short_provider(self.provider)}"
+        self.device = segmenter.config.device
+        on_gpu = " post-processing on cuda" if self.device == "cuda" else ""
+        self.name = f"edgeseg {segmenter.model_path.stem} {short_provider(self.provider)}{on_gpu}"
         self.annotator = compose(MaskAnnotator(), BoxAnnotator(), LabelAnnotator())
 
     def __call__(self, images: Sequence[np.ndarray]) -> dict[str, float]:
+        if self.device == "cuda":
+            return self._on_gpu(images)
         seg, cfg = self.seg, self.seg.config
         ms = dict.fromkeys(self.stages, 0.0)
         objects = 0
@@ -74,7 +82,42 @@ class EdgesegStages:
             for stage, (a, b) in zip(self.stages[2:7], ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5))):
                 ms[stage] += (b - a) * 1e3
             objects += len(result)
-        n = len(images)
+        return self._per_frame(ms, objects, len(images))
+
+    def _on_gpu(self, images: Sequence[np.ndarray]) -> dict[str, float]:
+        from ..postprocess_cuda import decode_end2end_cuda, decode_raw_cuda, isolate_cuda, to_source_cuda
+
+        seg, cfg, gpu = self.seg, self.seg.config, self.seg._gpu
+        ms = dict.fromkeys(self.stages, 0.0)
+        objects = 0
+        t0 = time.perf_counter()
+        tensor, letterboxes = seg._pre(list(images))
+        t1 = time.perf_counter()
+        outputs = seg._infer(tensor)
+        det, protos = gpu.to_device(outputs[seg._det_index]), gpu.to_device(outputs[1 - seg._det_index])
+        gpu.cuda.synchronize()
+        t2 = time.perf_counter()
+        ms["preprocess"], ms["inference"] = (t1 - t0) * 1e3, (t2 - t1) * 1e3
+        for k, (image, letterbox) in enumerate(zip(images, letterboxes)):
+            t0 = time.perf_counter()
+            found = decode_end2end_cuda(det[k], cfg) if seg.end2end else decode_raw_cuda(det[k], seg.num_classes, cfg)
+            gpu.cuda.synchronize()
+            t1 = time.perf_counter()
+            boxes, masks = to_source_cuda(found, protos[k], letterbox)  # ends with the masks' copy to the host
+            result = Results(image, None, seg.names, boxes, masks)
+            t2 = time.perf_counter()
+            result.masks.contours("largest")
+            t3 = time.perf_counter()
+            isolate_cuda(result, background="transparent", crop=True)  # uploads the frame, returns host cut-outs
+            t4 = time.perf_counter()
+            self.annotator.annotate(image, result)
+            t5 = time.perf_counter()
+            for stage, (a, b) in zip(self.stages[2:7], ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5))):
+                ms[stage] += (b - a) * 1e3
+            objects += len(result)
+        return self._per_frame(ms, objects, len(images))
+
+    def _per_frame(self, ms: dict[str, float], objects: int, n: int) -> dict[str, float]:
         per_frame = {stage: value / n for stage, value in ms.items()}
         per_frame["total"] = sum(per_frame[s] for s in self.stages[:-1])
         per_frame["objects"] = objects / n
@@ -93,7 +136,7 @@ class UltralyticsStages:
 
         self.yolo = YOLO(str(model), task="segment")
         self.model = str(model)
-        self.provider = device
+        self.provider = self.device = device
         self.name = f"ultralytics {Path(model).stem}"
         cfg = reference.config
         self.options = dict(conf=cfg.conf, iou=cfg.iou, imgsz=list(reference.imgsz), max_det=cfg.max_det,
