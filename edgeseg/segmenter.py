@@ -111,9 +111,9 @@ class Segmenter:
 
     def _gpu_index(self) -> int:
         """The GPU of the post-processing: the network's (device_id, or N of 'cuda:N' / 'tensorrt:N'), else 0."""
-        binding = getattr(self.backend, "binding_device", None)
-        if binding is not None and binding[0] == "cuda":
-            return binding[1]
+        kind, index = self.backend.binding_device
+        if kind == "cuda":
+            return index
         if self.config.provider_options.device_id is not None:
             return self.config.provider_options.device_id
         for request in () if self.config.providers == "auto" else self.config.providers:

@@ -28,6 +28,7 @@ class Backend(ABC):
     # The GPU path (Segmenter(device="cuda")) reads the outputs where the network wrote them when outputs_on_gpu:
     outputs_on_gpu: bool = False  # infer_on_device() leaves the outputs in GPU memory
     outputs_reused: bool = False  # ... in fixed buffers that the next run overwrites (a pipeline must copy them)
+    binding_device: tuple[str, int] = ("cpu", 0)  # where infer_on_device leaves them: ("cuda", GPU index)
 
     @abstractmethod
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
