@@ -43,6 +43,19 @@ else:
 
 
 @device_function
+def larger(a, b):
+    """max(a, b) as the CPU kernels compute it (b if b > a else a). The built-in max and min do not compile for
+    CUDA in this Numba (their overloads take *args, which its device compiler rejects); the simulator hides that."""
+    return b if b > a else a
+
+
+@device_function
+def smaller(a, b):
+    """min(a, b) as the CPU kernels compute it (b if b < a else a); see larger."""
+    return b if b < a else a
+
+
+@device_function
 def owner(offsets, t):
     """The object whose slice [offsets[i], offsets[i + 1]) of a flat buffer holds element t (empty slices skipped)."""
     lo, hi = 0, offsets.shape[0] - 1

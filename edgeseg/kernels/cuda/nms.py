@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from .jit import THREADS, as_device, blocks, kernel, mul
+from .jit import THREADS, as_device, blocks, kernel, larger, mul, smaller
 
 WORD = 64  # candidates per suppression word
 
@@ -73,9 +73,9 @@ def _overlaps(boxes, areas, iou_thres, mask):
     zero, one = np.float32(0.0), np.uint64(1)
     x1, y1, x2, y2, area = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3], areas[i]
     bits = np.uint64(0)
-    for j in range(max(i + 1, w * WORD), min(n, (w + 1) * WORD)):
-        width = max(zero, min(x2, boxes[j, 2]) - max(x1, boxes[j, 0]))
-        height = max(zero, min(y2, boxes[j, 3]) - max(y1, boxes[j, 1]))
+    for j in range(larger(i + 1, w * WORD), smaller(n, (w + 1) * WORD)):
+        width = larger(zero, smaller(x2, boxes[j, 2]) - larger(x1, boxes[j, 0]))
+        height = larger(zero, smaller(y2, boxes[j, 3]) - larger(y1, boxes[j, 1]))
         inter = mul(width, height)
         if inter / (area + areas[j] - inter) > iou_thres:  # float32 IoU against the float64 threshold, as the CPU
             bits |= one << np.uint64(j - w * WORD)
