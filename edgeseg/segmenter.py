@@ -320,8 +320,9 @@ class Segmenter:
 
     def warmup(self) -> None:
         """Runs the network once on a blank frame (the session sizes its buffers), then the post-processing on
-        that output with one made-up object, so that every kernel is compiled (or loaded from Numba's cache)
-        before the first real frame: a blank frame alone detects nothing and would leave NMS and masks cold."""
+        that output with one made-up object, so that every kernel is ready before the first real frame (under
+        Numba's JIT: compiled, or loaded from its cache; compiled at install, they only touch their memory once):
+        a blank frame alone detects nothing and would leave NMS and masks cold."""
         h, w = self.imgsz
         tensor, (letterbox,) = self._pre([np.full((h, w, 3), 114, np.uint8)])
         if self._gpu is not None:
