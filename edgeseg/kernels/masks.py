@@ -102,6 +102,32 @@ def _masks_in_boxes(protos, coefs, bounds, upsample, crop, out_h, out_w, offsets
                 dst[r * w + c] = 1 if values[r, c] > 0 else 0
 
 
+def check_mask_inputs(protos_shape: tuple[int, ...], coefs_shape: tuple[int, ...], bounds: np.ndarray, upsample: int,
+                      crop: tuple[int, int, int, int], out_shape: tuple[int, int]) -> None:
+    """Raises ValueError unless masks_in_boxes' arguments (or its GPU twin's) fit together; bounds (N, 4) int64."""
+    if len(protos_shape) != 3 or len(coefs_shape) != 2 or coefs_shape[1] != protos_shape[0]:
+        raise ValueError(f"protos must be (nm, mh, mw) and coefs (N, nm), got {protos_shape} and {coefs_shape}")
+    if bounds.shape != (coefs_shape[0], 4):
+        raise ValueError(f"bounds must be ({coefs_shape[0]}, 4), got {bounds.shape}")
+    out_h, out_w = out_shape
+    if len(bounds) and (bounds[:, :2].min() < 0 or bounds[:, 2].max() > out_w or bounds[:, 3].max() > out_h):
+        raise ValueError(f"bounds must lie inside the {out_w}x{out_h} image")
+    top, left, bottom, right = crop
+    if upsample not in (1, 2, 4) or not (0 <= top < bottom <= protos_shape[1] * upsample) or not (
+        0 <= left < right <= protos_shape[2] * upsample
+    ):
+        raise ValueError(f"bad upsample {upsample} or crop {crop} for prototypes {protos_shape}")
+
+
+def box_offsets(boxes: np.ndarray) -> np.ndarray:
+    """Offsets (N + 1,) int64 of N boxes' pixels laid end to end: boxes (N, 4) [a0, b0, a1, b1) in either axis order,
+    an empty or inverted box holding none."""
+    areas = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+    offsets = np.zeros(len(boxes) + 1, np.int64)
+    np.cumsum(areas, out=offsets[1:])
+    return offsets
+
+
 def masks_in_boxes(
     protos: np.ndarray,
     coefs: np.ndarray,
@@ -121,21 +147,9 @@ def masks_in_boxes(
     protos = np.ascontiguousarray(protos, dtype=np.float32)
     coefs = np.ascontiguousarray(coefs, dtype=np.float32)
     bounds = np.ascontiguousarray(bounds, dtype=np.int64)
-    if protos.ndim != 3 or coefs.ndim != 2 or coefs.shape[1] != protos.shape[0]:
-        raise ValueError(f"protos must be (nm, mh, mw) and coefs (N, nm), got {protos.shape} and {coefs.shape}")
-    if bounds.shape != (coefs.shape[0], 4):
-        raise ValueError(f"bounds must be ({coefs.shape[0]}, 4), got {bounds.shape}")
+    check_mask_inputs(protos.shape, coefs.shape, bounds, upsample, crop, out_shape)
     out_h, out_w = out_shape
-    if len(bounds) and (bounds[:, :2].min() < 0 or bounds[:, 2].max() > out_w or bounds[:, 3].max() > out_h):
-        raise ValueError(f"bounds must lie inside the {out_w}x{out_h} image")
-    top, left, bottom, right = crop
-    if upsample not in (1, 2, 4) or not (0 <= top < bottom <= protos.shape[1] * upsample) or not (
-        0 <= left < right <= protos.shape[2] * upsample
-    ):
-        raise ValueError(f"bad upsample {upsample} or crop {crop} for prototypes {protos.shape}")
-    areas = np.maximum(bounds[:, 2] - bounds[:, 0], 0) * np.maximum(bounds[:, 3] - bounds[:, 1], 0)
-    offsets = np.zeros(len(bounds) + 1, np.int64)
-    np.cumsum(areas, out=offsets[1:])
+    offsets = box_offsets(bounds)
     flat = np.zeros(int(offsets[-1]), np.uint8)
     crop_arr = np.array(crop, np.int64)
     _masks_in_boxes(protos, coefs, bounds, int(upsample), crop_arr, int(out_h), int(out_w), offsets, flat)

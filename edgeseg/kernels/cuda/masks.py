@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
+from ..masks import box_offsets, check_mask_inputs
 from .jit import THREADS, as_device, blocks, device_function, kernel, mul, owner
 
 
@@ -31,13 +32,28 @@ def linear_taps(size: int, scale: np.float32, in_size: int, in_offset: int) -> t
 
 
 @device_function
-def _bilinear(src, start, width, r0, r1, wy1, c0, c1, wx1):
-    """Blend of the window src[start : start + rows * width] (row-major, `width` wide) at local taps; x, then y."""
+def _position(windows, offsets, t):
+    """Element t of the windows laid end to end: (object i, row, column) in the grid that its window
+    windows[i] = [r0, c0, r1, c1) covers."""
+    i = owner(offsets, t)
+    local = t - offsets[i]
+    width = windows[i, 3] - windows[i, 1]
+    return i, windows[i, 0] + local // width, windows[i, 1] + local % width
+
+
+@device_function
+def _bilinear(src, src_windows, src_offsets, i, rows0, rows1, wrow, cols0, cols1, wcol, r, c):
+    """Object i's bilinear value at output (r, c), read from its window of `src` (windows laid end to end, row-major)
+    at the taps of row r and column c; x, then y."""
+    top, left = src_windows[i, 0], src_windows[i, 1]
+    start, width = src_offsets[i], src_windows[i, 3] - left
+    r0, r1, c0, c1 = rows0[r] - top, rows1[r] - top, cols0[c] - left, cols1[c] - left
     one = np.float32(1.0)
+    wx1, wy1 = wcol[c], wrow[r]
     wx0 = one - wx1
-    top = mul(src[start + r0 * width + c0], wx0) + mul(src[start + r0 * width + c1], wx1)
-    bottom = mul(src[start + r1 * width + c0], wx0) + mul(src[start + r1 * width + c1], wx1)
-    return mul(top, one - wy1) + mul(bottom, wy1)
+    upper = mul(src[start + r0 * width + c0], wx0) + mul(src[start + r0 * width + c1], wx1)
+    lower = mul(src[start + r1 * width + c0], wx0) + mul(src[start + r1 * width + c1], wx1)
+    return mul(upper, one - wy1) + mul(lower, wy1)
 
 
 @kernel
@@ -45,10 +61,7 @@ def _logits(protos, coefs, windows, offsets, out):
     t = cuda.grid(1)
     if t >= out.shape[0]:
         return
-    i = owner(offsets, t)
-    local = t - offsets[i]
-    width = windows[i, 3] - windows[i, 1]
-    r, c = windows[i, 0] + local // width, windows[i, 1] + local % width
+    i, r, c = _position(windows, offsets, t)
     acc = np.float32(0.0)
     for k in range(protos.shape[0]):
         acc = acc + mul(coefs[i, k], protos[k, r, c])
@@ -60,40 +73,23 @@ def _resample(src, src_windows, src_offsets, rows0, rows1, wrow, cols0, cols1, w
     t = cuda.grid(1)
     if t >= out.shape[0]:
         return
-    i = owner(offsets, t)
-    local = t - offsets[i]
-    width = windows[i, 3] - windows[i, 1]
-    r, c = windows[i, 0] + local // width, windows[i, 1] + local % width
-    top, left = src_windows[i, 0], src_windows[i, 1]
-    out[t] = _bilinear(src, src_offsets[i], src_windows[i, 3] - left, rows0[r] - top, rows1[r] - top, wrow[r],
-                       cols0[c] - left, cols1[c] - left, wcol[c])
+    i, r, c = _position(windows, offsets, t)
+    out[t] = _bilinear(src, src_windows, src_offsets, i, rows0, rows1, wrow, cols0, cols1, wcol, r, c)
 
 
 @kernel
-def _threshold(src, src_windows, src_offsets, rows0, rows1, wrow, cols0, cols1, wcol, bounds, offsets, out, nonzero):
+def _threshold(src, src_windows, src_offsets, rows0, rows1, wrow, cols0, cols1, wcol, windows, offsets, out, nonzero):
+    """As _resample, at the source pixels of the boxes (windows [y0, x0, y1, x1)), each value thresholded at 0."""
     t = cuda.grid(1)
     if t >= out.shape[0]:
         return
-    i = owner(offsets, t)
-    local = t - offsets[i]
-    width = bounds[i, 2] - bounds[i, 0]
-    y, x = bounds[i, 1] + local // width, bounds[i, 0] + local % width
-    top, left = src_windows[i, 0], src_windows[i, 1]
-    value = _bilinear(src, src_offsets[i], src_windows[i, 3] - left, rows0[y] - top, rows1[y] - top, wrow[y],
-                      cols0[x] - left, cols1[x] - left, wcol[x])
+    i, y, x = _position(windows, offsets, t)
+    value = _bilinear(src, src_windows, src_offsets, i, rows0, rows1, wrow, cols0, cols1, wcol, y, x)
     if value > 0:
         out[t] = 1
         nonzero[i] = 1  # every writer stores the same 1: the race is harmless
     else:
         out[t] = 0
-
-
-def _flat_offsets(windows: np.ndarray) -> np.ndarray:
-    """Offsets (N + 1,) int64 of N row-major windows [r0, c0, r1, c1) laid end to end."""
-    sizes = np.maximum(windows[:, 2] - windows[:, 0], 0) * np.maximum(windows[:, 3] - windows[:, 1], 0)
-    offsets = np.zeros(len(windows) + 1, np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-    return offsets
 
 
 def _launch(func, count: int, *args) -> None:
@@ -114,20 +110,10 @@ def masks_in_boxes_cuda(protos, coefs, bounds: np.ndarray, upsample: int, crop: 
     """
     protos, coefs = as_device(protos, np.float32, "protos"), as_device(coefs, np.float32, "coefs")
     bounds = np.ascontiguousarray(bounds, dtype=np.int64)
-    if protos.ndim != 3 or coefs.ndim != 2 or coefs.shape[1] != protos.shape[0]:
-        raise ValueError(f"protos must be (nm, mh, mw) and coefs (N, nm), got {protos.shape} and {coefs.shape}")
-    if bounds.shape != (coefs.shape[0], 4):
-        raise ValueError(f"bounds must be ({coefs.shape[0]}, 4), got {bounds.shape}")
+    check_mask_inputs(protos.shape, coefs.shape, bounds, upsample, crop, out_shape)
     out_h, out_w = out_shape
-    if len(bounds) and (bounds[:, :2].min() < 0 or bounds[:, 2].max() > out_w or bounds[:, 3].max() > out_h):
-        raise ValueError(f"bounds must lie inside the {out_w}x{out_h} image")
     _, proto_h, proto_w = protos.shape
     top, left, bottom, right = crop
-    if upsample not in (1, 2, 4) or not (0 <= top < bottom <= proto_h * upsample) or not (
-        0 <= left < right <= proto_w * upsample
-    ):
-        raise ValueError(f"bad upsample {upsample} or crop {crop} for prototypes {protos.shape}")
-    n = len(bounds)
     # taps of every source row and column (the CPU kernel computes the same numbers per box)
     rows = linear_taps(out_h, np.float32(bottom - top) / np.float32(out_h), bottom - top, top)
     cols = linear_taps(out_w, np.float32(right - left) / np.float32(out_w), right - left, left)
@@ -145,10 +131,7 @@ def masks_in_boxes_cuda(protos, coefs, bounds: np.ndarray, upsample: int, crop: 
                           ucols[1][up_safe[:, 3] - 1] + 1], axis=1) * valid[:, None]
     else:
         proto = up
-    proto_offsets, up_offsets = _flat_offsets(proto), _flat_offsets(up)
-    areas = (bounds[:, 2] - bounds[:, 0]) * (bounds[:, 3] - bounds[:, 1]) * valid
-    offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(areas, out=offsets[1:])
+    proto_offsets, up_offsets, offsets = box_offsets(proto), box_offsets(up), box_offsets(bounds)
 
     d_proto, d_proto_offsets = cuda.to_device(proto), cuda.to_device(proto_offsets)
     logits = cuda.device_array(int(proto_offsets[-1]), np.float32)
@@ -161,8 +144,9 @@ def masks_in_boxes_cuda(protos, coefs, bounds: np.ndarray, upsample: int, crop: 
     else:
         d_up, d_up_offsets, window = d_proto, d_proto_offsets, logits
     flat = cuda.device_array(int(offsets[-1]), np.uint8)
-    nonzero = cuda.to_device(np.zeros(n, np.uint8))
+    nonzero = cuda.to_device(np.zeros(len(bounds), np.uint8))
     _launch(_threshold, flat.shape[0], window, d_up, d_up_offsets, *map(cuda.to_device, rows),
-            *map(cuda.to_device, cols), cuda.to_device(bounds), cuda.to_device(offsets), flat, nonzero)
+            *map(cuda.to_device, cols), cuda.to_device(bounds[:, [1, 0, 3, 2]]), cuda.to_device(offsets), flat,
+            nonzero)
     return flat, offsets, nonzero
 
