@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -52,63 +52,63 @@ class EdgesegStages:
         self.name = f"edgeseg {segmenter.model_path.stem} {short_provider(self.provider)}{on_gpu}"
         self.annotator = compose(MaskAnnotator(), BoxAnnotator(), LabelAnnotator())
 
-    def __call__(self, images: Sequence[np.ndarray]) -> dict[str, float]:
-        if self.device == "cuda":
-            return self._on_gpu(images)
-        seg, cfg = self.seg, self.seg.config
-        ms = dict.fromkeys(self.stages, 0.0)
-        objects = 0
-        t0 = time.perf_counter()
-        tensor, letterboxes = seg._pre(list(images))
-        t1 = time.perf_counter()
-        outputs = seg.backend.infer(tensor)
-        t2 = time.perf_counter()
-        ms["preprocess"], ms["inference"] = (t1 - t0) * 1e3, (t2 - t1) * 1e3
-        det, protos = outputs[seg._det_index], outputs[1 - seg._det_index]
-        for k, (image, letterbox) in enumerate(zip(images, letterboxes)):
-            t0 = time.perf_counter()
-            pred = det[k].astype(np.float32, copy=False)
-            found = decode_end2end(pred, cfg) if seg.end2end else decode_raw(pred, seg.num_classes, cfg)
-            t1 = time.perf_counter()
-            boxes, masks = to_source(found, protos[k].astype(np.float32, copy=False), letterbox)
-            result = Results(image, None, seg.names, boxes, masks)
-            t2 = time.perf_counter()
-            result.masks.contours("largest")
-            t3 = time.perf_counter()
-            result.isolate(background="transparent", crop=True)
-            t4 = time.perf_counter()
-            self.annotator.annotate(image, result)
-            t5 = time.perf_counter()
-            for stage, (a, b) in zip(self.stages[2:7], ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5))):
-                ms[stage] += (b - a) * 1e3
-            objects += len(result)
-        return self._per_frame(ms, objects, len(images))
-
-    def _on_gpu(self, images: Sequence[np.ndarray]) -> dict[str, float]:
-        from ..postprocess_cuda import decode_end2end_cuda, decode_raw_cuda, isolate_cuda, to_source_cuda
-
-        seg, cfg, gpu = self.seg, self.seg.config, self.seg._gpu
-        ms = dict.fromkeys(self.stages, 0.0)
-        objects = 0
-        t0 = time.perf_counter()
-        tensor, letterboxes = seg._pre(list(images))
-        t1 = time.perf_counter()
+    def _outputs(self, tensor: np.ndarray) -> tuple:
+        """The network's detections and prototypes for the batch: host float arrays, or float32 device arrays."""
+        seg, gpu = self.seg, self.seg._gpu
         outputs = seg._infer(tensor)
-        det, protos = gpu.to_device(outputs[seg._det_index]), gpu.to_device(outputs[1 - seg._det_index])
+        det, protos = outputs[seg._det_index], outputs[1 - seg._det_index]
+        if gpu is None:
+            return det, protos
+        det, protos = gpu.to_device(det), gpu.to_device(protos)
         gpu.cuda.synchronize()
+        return det, protos
+
+    def _decode(self, pred) -> Any:
+        seg, cfg, gpu = self.seg, self.seg.config, self.seg._gpu
+        if gpu is None:
+            pred = pred.astype(np.float32, copy=False)
+            return decode_end2end(pred, cfg) if seg.end2end else decode_raw(pred, seg.num_classes, cfg)
+        from ..postprocess_cuda import decode_end2end_cuda, decode_raw_cuda
+
+        found = decode_end2end_cuda(pred, cfg) if seg.end2end else decode_raw_cuda(pred, seg.num_classes, cfg)
+        gpu.cuda.synchronize()
+        return found
+
+    def _masks(self, found: Any, protos, letterbox) -> tuple:
+        if self.seg._gpu is None:
+            return to_source(found, protos.astype(np.float32, copy=False), letterbox)
+        from ..postprocess_cuda import to_source_cuda
+
+        return to_source_cuda(found, protos, letterbox)  # ends with the masks' copy to the host
+
+    def _isolate(self, result: Results) -> None:
+        if self.seg._gpu is None:
+            result.isolate(background="transparent", crop=True)
+            return
+        from ..postprocess_cuda import isolate_cuda
+
+        isolate_cuda(result, background="transparent", crop=True)  # uploads the frame, returns host cut-outs
+
+    def __call__(self, images: Sequence[np.ndarray]) -> dict[str, float]:
+        seg = self.seg
+        ms = dict.fromkeys(self.stages, 0.0)
+        objects = 0
+        t0 = time.perf_counter()
+        tensor, letterboxes = seg._pre(list(images))
+        t1 = time.perf_counter()
+        det, protos = self._outputs(tensor)
         t2 = time.perf_counter()
         ms["preprocess"], ms["inference"] = (t1 - t0) * 1e3, (t2 - t1) * 1e3
         for k, (image, letterbox) in enumerate(zip(images, letterboxes)):
             t0 = time.perf_counter()
-            found = decode_end2end_cuda(det[k], cfg) if seg.end2end else decode_raw_cuda(det[k], seg.num_classes, cfg)
-            gpu.cuda.synchronize()
+            found = self._decode(det[k])
             t1 = time.perf_counter()
-            boxes, masks = to_source_cuda(found, protos[k], letterbox)  # ends with the masks' copy to the host
+            boxes, masks = self._masks(found, protos[k], letterbox)
             result = Results(image, None, seg.names, boxes, masks)
             t2 = time.perf_counter()
             result.masks.contours("largest")
             t3 = time.perf_counter()
-            isolate_cuda(result, background="transparent", crop=True)  # uploads the frame, returns host cut-outs
+            self._isolate(result)
             t4 = time.perf_counter()
             self.annotator.annotate(image, result)
             t5 = time.perf_counter()
