@@ -17,6 +17,7 @@ from .config import MAX_NMS_CANDIDATES, MAX_WH, PredictConfig
 from .gpu import require_cuda
 from .isolate import IsolateOptions, integer_boxes
 from .kernels.blend import blend_weight
+from .kernels.masks import box_offsets
 from .letterbox import Letterbox, box_pixels, mask_geometry
 from .postprocess import Detections, allowed_classes
 from .results import Boxes, DeviceMasks, Masks, Results
@@ -65,11 +66,10 @@ def _device_masks(masks: Masks | DeviceMasks) -> tuple[Any, np.ndarray, np.ndarr
 
     if isinstance(masks, DeviceMasks):
         return masks.flat, masks.starts, masks.boxes
-    sizes = np.array([c.size for c in masks.crops], np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if len(sizes) else np.zeros(0, np.int64)
-    flat = np.concatenate([c.ravel() for c in masks.crops]) if len(sizes) else np.zeros(1, np.uint8)
     boxes = np.array([[x0, y0, x0 + c.shape[1], y0 + c.shape[0]] for c, (x0, y0) in zip(masks.crops, masks.origins)],
                      np.int64).reshape(-1, 4)
+    starts = box_offsets(boxes)[:-1]
+    flat = np.concatenate([c.ravel() for c in masks.crops]) if len(boxes) else np.zeros(1, np.uint8)
     return upload(flat if flat.size else np.zeros(1, np.uint8)), starts, boxes
 
 
