@@ -5,6 +5,7 @@ settings, and ONNX Runtime's IO binding (run here with onnxruntime's CPU device:
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -161,6 +162,37 @@ def test_pipeline_keeps_outputs_that_the_next_run_overwrites():
         assert_same(a, b)
 
 
+def test_one_segmenter_frame_after_frame_of_other_sizes(both):
+    # the GPU path reuses its buffers from frame to frame: frames of other sizes and object counts must not see
+    # what the previous frame left there, and masks kept on the device must stay as they were
+    cpu, _ = both
+    frames = [make_scene(w, h, n, seed=20 + n).image for w, h, n in [(96, 128, 4), (128, 96, 1), (150, 70, 3)]]
+    with Segmenter(DEMO) as ref:
+        want = [ref(f)[0] for f in frames]
+    assert sorted(len(r) for r in want)[-1] > sorted(len(r) for r in want)[0] > 0  # object counts differ
+    with Segmenter(DEMO, device="cuda") as seg:
+        for frame, expected in zip(frames, want):
+            assert_same(expected, seg(frame)[0])
+    with Segmenter(DEMO, device="cuda", device_results=True) as seg:
+        kept = [seg(f)[0] for f in frames]
+    for result, expected in zip(kept, want):
+        assert_same(expected, result.to_host())
+
+
+def test_outputs_kept_for_the_pipeline_are_float32_buffers_of_their_own():
+    from numba import cuda
+
+    with Segmenter(DEMO, device="cuda") as seg:
+        values = np.arange(12, dtype=np.float32).reshape(3, 4) / 8
+        half, single = cuda.to_device(values.astype(np.float16)), cuda.to_device(values)
+        kept = seg._gpu.keep([half, single, values])
+        for buffer in (half, single):  # the next run overwrites the network's buffers
+            buffer.copy_to_device(np.zeros((3, 4), buffer.dtype))
+    for array in kept:
+        assert array.dtype == np.float32
+        np.testing.assert_array_equal(array.copy_to_host(), values)
+
+
 def test_benchmark_times_the_gpu_path_beside_the_cpu_one():
     from edgeseg.benchmark import run_benchmark
     from edgeseg.benchmark.stages import EDGESEG_STAGES
@@ -173,6 +205,22 @@ def test_benchmark_times_the_gpu_path_beside_the_cpu_one():
     assert set(gpu["stages"]) == set(EDGESEG_STAGES)
     assert all(gpu["stages"][stage]["mean"] > 0 for stage in ("decode_nms", "masks", "isolation"))
     assert report["settings"]["devices"] == ["cpu", "cuda"]
+
+
+def test_compare_gpu_script_runs_end_to_end_in_a_dry_run():
+    # the script's first real run will be on a lent GPU with minutes to spare: its logic is checked here, on the
+    # simulator and PyTorch's CPU (the timings mean nothing)
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", YOLO_OFFLINE="1")
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "compare_gpu.py"), "--dry-run", "--objects", "3",
+                          "--size", "128x96", "--imgsz", "64", "--iters", "1", "--warmup", "0"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    kept = re.search(r"3 objects: kept (\d+) \(edgeseg cuda\), (\d+) \(edgeseg cpu\)", out.stdout)
+    assert kept and kept[1] == kept[2] and int(kept[1]) > 0
+    table = [line.split() for line in out.stdout.splitlines() if line.startswith("      3 ")]
+    assert [(row[1], " ".join(row[2:-4])) for row in table] == [
+        (end, name) for end in ("masks", "isolated") for name in ("edgeseg cuda", "edgeseg cpu",
+                                                                  "ultralytics torch cuda")]
 
 
 def test_no_gpu_is_a_cuda_error_not_a_fallback(tmp_path):

@@ -70,7 +70,8 @@ class EdgesegStages:
             return decode_end2end(pred, cfg) if seg.end2end else decode_raw(pred, seg.num_classes, cfg)
         from ..postprocess_cuda import decode_end2end_cuda, decode_raw_cuda
 
-        found = decode_end2end_cuda(pred, cfg) if seg.end2end else decode_raw_cuda(pred, seg.num_classes, cfg)
+        ws = gpu.workspace  # the Segmenter's buffers, reused frame after frame as in its own runs
+        found = (decode_end2end_cuda(pred, cfg, ws) if seg.end2end else decode_raw_cuda(pred, seg.num_classes, cfg, ws))
         gpu.cuda.synchronize()
         return found
 
@@ -79,7 +80,8 @@ class EdgesegStages:
             return to_source(found, protos.astype(np.float32, copy=False), letterbox)
         from ..postprocess_cuda import to_source_cuda
 
-        return to_source_cuda(found, protos, letterbox)  # ends with the masks' copy to the host
+        # ends with the masks' copy to the host
+        return to_source_cuda(found, protos, letterbox, device_results=False, workspace=self.seg._gpu.workspace)
 
     def _isolate(self, result: Results) -> None:
         if self.seg._gpu is None:
@@ -87,7 +89,8 @@ class EdgesegStages:
             return
         from ..postprocess_cuda import isolate_cuda
 
-        isolate_cuda(result, background="transparent", crop=True)  # uploads the frame, returns host cut-outs
+        # uploads the frame, returns host cut-outs
+        isolate_cuda(result, background="transparent", crop=True, workspace=self.seg._gpu.workspace)
 
     def __call__(self, images: Sequence[np.ndarray]) -> dict[str, float]:
         seg = self.seg

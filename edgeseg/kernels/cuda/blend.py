@@ -9,6 +9,7 @@ import numpy as np
 from numba import cuda
 
 from .jit import THREADS, as_device, blocks, check_masks, is_device_array, kernel
+from .workspace import Workspace, fresh
 
 
 @kernel
@@ -28,12 +29,14 @@ def _blend_masks(frame, masks, starts, boxes, colors, weight, union):
             frame[y, x, c] = mixed >> 8
 
 
-def blend_masks_cuda(frame, masks, starts: np.ndarray, boxes: np.ndarray, colors: np.ndarray, weight: int):
+def blend_masks_cuda(frame, masks, starts: np.ndarray, boxes: np.ndarray, colors: np.ndarray, weight: int,
+                     workspace: Workspace | None = None):
     """Blends colors[i] into the device `frame` (in place) where object i's mask is non-zero, later over earlier.
 
     frame (H, W, 3) uint8 device array; masks: flat uint8 buffer (device or host), object i's mask starts at
     masks[starts[i]] and covers boxes[i] = [x0, y0, x1, y1) (inside the frame) row by row; colors (N, 3) integers in
-    [0, 255]; weight: the colour's weight out of 256 (kernels.blend.blend_weight). Returns `frame`.
+    [0, 255]; weight: the colour's weight out of 256 (kernels.blend.blend_weight); workspace: for the tables
+    (fresh buffers if None). Returns `frame`.
     """
     if not is_device_array(frame):
         raise ValueError("frame must be a device array: it is blended in place on the GPU (cuda.to_device it)")
@@ -59,7 +62,8 @@ def blend_masks_cuda(frame, masks, starts: np.ndarray, boxes: np.ndarray, colors
     union = np.array([boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max()], np.int64)
     pixels = int((union[2] - union[0]) * (union[3] - union[1]))
     if pixels:
-        _blend_masks[blocks(pixels), THREADS](frame, masks, cuda.to_device(starts), cuda.to_device(boxes),
-                                              cuda.to_device(colors.astype(np.uint8)), int(weight),
-                                              cuda.to_device(union))
+        ws = workspace if workspace is not None else fresh()
+        d_starts, d_boxes, d_colors, d_union = ws.upload_many("blend tables", [starts, boxes, colors.astype(np.int64),
+                                                                               union])
+        _blend_masks[blocks(pixels), THREADS](frame, masks, d_starts, d_boxes, d_colors, int(weight), d_union)
     return frame

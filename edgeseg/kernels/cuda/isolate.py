@@ -7,6 +7,7 @@ import numpy as np
 from numba import cuda
 
 from .jit import THREADS, as_device, blocks, check_masks, kernel, owner
+from .workspace import Workspace, fresh
 
 MODES = {"black": 3, "transparent": 4, "mask": 1}  # output channels of each mode
 
@@ -32,13 +33,15 @@ def _cut_outs(frame, masks, mask_starts, mask_boxes, regions, offsets, channels,
         out[base + 3] = 255 if on else 0
 
 
-def cut_outs_cuda(frame, masks, mask_starts: np.ndarray, mask_boxes: np.ndarray, regions: np.ndarray, mode: str):
+def cut_outs_cuda(frame, masks, mask_starts: np.ndarray, mask_boxes: np.ndarray, regions: np.ndarray, mode: str,
+                  workspace: Workspace | None = None, output: Workspace | None = None):
     """N objects cut out of `frame` on the GPU, each over its region, as kernels.isolate.cut_out.
 
     frame (H, W, 3) uint8 BGR, device (a host array is uploaded); masks: flat uint8 buffer (device or host), object
     i's mask starts at masks[mask_starts[i]] and covers its pixel box mask_boxes[i] = [x0, y0, x1, y1) row by row;
     regions (N, 4) int [x0, y0, x1, y1): the frame pixels each output covers (inside the frame). mode "black",
-    "transparent" or "mask" as cut_out. Returns (flat uint8 device buffer, offsets (N + 1,) int64 host): object i's
+    "transparent" or "mask" as cut_out; tables come from `workspace`, the cut-outs from `output` (fresh where
+    None). Returns (flat uint8 device buffer, offsets (N + 1,) int64 host): object i's
     cut-out is flat[offsets[i]:offsets[i+1]] as (y1 - y0, x1 - x0, channels) ((y1 - y0, x1 - x0) for "mask").
     """
     if mode not in MODES:
@@ -62,9 +65,10 @@ def cut_outs_cuda(frame, masks, mask_starts: np.ndarray, mask_boxes: np.ndarray,
     pixels = np.zeros(n + 1, np.int64)
     np.cumsum((regions[:, 2] - regions[:, 0]) * (regions[:, 3] - regions[:, 1]), out=pixels[1:])
     channels = MODES[mode]
-    out = cuda.device_array(int(pixels[-1]) * channels, np.uint8)
+    out = (output if output is not None else fresh()).array("cut-outs", int(pixels[-1]) * channels, np.uint8)
     if pixels[-1]:
-        _cut_outs[blocks(int(pixels[-1])), THREADS](frame, masks, cuda.to_device(mask_starts),
-                                                    cuda.to_device(mask_boxes), cuda.to_device(regions),
-                                                    cuda.to_device(pixels), channels, out)
+        ws = workspace if workspace is not None else fresh()
+        d_starts, d_boxes, d_regions, d_pixels = ws.upload_many("cut-out tables", [mask_starts, mask_boxes, regions,
+                                                                                   pixels])
+        _cut_outs[blocks(int(pixels[-1])), THREADS](frame, masks, d_starts, d_boxes, d_regions, d_pixels, channels, out)
     return out, pixels * channels

@@ -15,6 +15,7 @@ from numba import cuda
 
 from ..masks import box_offsets, check_mask_inputs
 from .jit import THREADS, as_device, blocks, device_function, kernel, mul, owner
+from .workspace import Workspace, fresh
 
 
 def linear_taps(size: int, scale: np.float32, in_size: int, in_offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -97,56 +98,78 @@ def _launch(func, count: int, *args) -> None:
         func[blocks(count), THREADS](*args)
 
 
+def _taps(out_shape: tuple[int, int], crop: tuple[int, int, int, int], proto_shape: tuple[int, int],
+          upsample: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The bilinear taps of every source row and column ("rows", "cols"; the CPU kernel computes the same numbers
+    per box) and, with upsample > 1, of every row and column of the upsampled prototypes ("urows", "ucols")."""
+    out_h, out_w = out_shape
+    top, left, bottom, right = crop
+    taps = {"rows": linear_taps(out_h, np.float32(bottom - top) / np.float32(out_h), bottom - top, top),
+            "cols": linear_taps(out_w, np.float32(right - left) / np.float32(out_w), right - left, left)}
+    if upsample > 1:
+        scale_up = np.float32(1.0 / upsample)
+        taps["urows"] = linear_taps(proto_shape[0] * upsample, scale_up, proto_shape[0], 0)
+        taps["ucols"] = linear_taps(proto_shape[1] * upsample, scale_up, proto_shape[1], 0)
+    return taps
+
+
+def _windows(taps: dict, bounds: np.ndarray, upsample: int) -> tuple[np.ndarray, np.ndarray]:
+    """The window [r0, c0, r1, c1) of the (upsampled) prototype grid each box reads ("up"), and of the prototypes
+    themselves ("proto"; the same as "up" without upsampling). Empty boxes get empty windows."""
+    rows, cols = taps["rows"], taps["cols"]
+    valid = (bounds[:, 2] > bounds[:, 0]) & (bounds[:, 3] > bounds[:, 1])
+    safe = np.where(valid[:, None], bounds, [[0, 0, 1, 1]])
+    up = np.stack([rows[0][safe[:, 1]], cols[0][safe[:, 0]], rows[1][safe[:, 3] - 1] + 1, cols[1][safe[:, 2] - 1] + 1],
+                  axis=1) * valid[:, None]
+    if upsample == 1:
+        return up, up
+    urows, ucols = taps["urows"], taps["ucols"]
+    up_safe = np.where(valid[:, None], up, [[0, 0, 1, 1]])
+    proto = np.stack([urows[0][up_safe[:, 0]], ucols[0][up_safe[:, 1]], urows[1][up_safe[:, 2] - 1] + 1,
+                      ucols[1][up_safe[:, 3] - 1] + 1], axis=1) * valid[:, None]
+    return up, proto
+
+
 def masks_in_boxes_cuda(protos, coefs, bounds: np.ndarray, upsample: int, crop: tuple[int, int, int, int],
-                        out_shape: tuple[int, int]):
+                        out_shape: tuple[int, int], workspace: Workspace | None = None,
+                        output: Workspace | None = None):
     """Binary masks of N objects at source resolution on the GPU, each only over its pixel box: the CPU kernel's
     masks_in_boxes, bit for bit.
 
     protos (nm, mh, mw) float32 and coefs (N, nm) float32: device arrays (host arrays are uploaded); bounds (N, 4)
     int64 host pixel boxes [x0, y0, x1, y1) in the (H, W) = out_shape image; upsample and crop from
-    letterbox.mask_geometry. Returns (flat uint8 0/1 device buffer, offsets (N + 1,) int64 host, nonzero (N,) uint8
+    letterbox.mask_geometry. Scratch buffers and tables come from `workspace`, the returned buffers from `output`
+    (fresh ones where None). Returns (flat uint8 0/1 device buffer, offsets (N + 1,) int64 host, nonzero (N,) uint8
     device: 1 where the object's mask has a pixel set): object i's mask is flat[offsets[i]:offsets[i+1]] as
     (y1 - y0, x1 - x0).
     """
+    ws = workspace if workspace is not None else fresh()
+    output = output if output is not None else fresh()
     protos, coefs = as_device(protos, np.float32, "protos"), as_device(coefs, np.float32, "coefs")
     bounds = np.ascontiguousarray(bounds, dtype=np.int64)
     check_mask_inputs(protos.shape, coefs.shape, bounds, upsample, crop, out_shape)
-    out_h, out_w = out_shape
-    _, proto_h, proto_w = protos.shape
-    top, left, bottom, right = crop
-    # taps of every source row and column (the CPU kernel computes the same numbers per box)
-    rows = linear_taps(out_h, np.float32(bottom - top) / np.float32(out_h), bottom - top, top)
-    cols = linear_taps(out_w, np.float32(right - left) / np.float32(out_w), right - left, left)
-    valid = (bounds[:, 2] > bounds[:, 0]) & (bounds[:, 3] > bounds[:, 1])
-    safe = np.where(valid[:, None], bounds, [[0, 0, 1, 1]])  # empty boxes get an empty window below
-    # the window of the (upsampled) prototype grid each box reads: [r0, c0, r1, c1)
-    up = np.stack([rows[0][safe[:, 1]], cols[0][safe[:, 0]], rows[1][safe[:, 3] - 1] + 1, cols[1][safe[:, 2] - 1] + 1],
-                  axis=1) * valid[:, None]
-    if upsample > 1:
-        scale_up = np.float32(1.0 / upsample)
-        urows = linear_taps(proto_h * upsample, scale_up, proto_h, 0)
-        ucols = linear_taps(proto_w * upsample, scale_up, proto_w, 0)
-        up_safe = np.where(valid[:, None], up, [[0, 0, 1, 1]])
-        proto = np.stack([urows[0][up_safe[:, 0]], ucols[0][up_safe[:, 1]], urows[1][up_safe[:, 2] - 1] + 1,
-                          ucols[1][up_safe[:, 3] - 1] + 1], axis=1) * valid[:, None]
-    else:
-        proto = up
-    proto_offsets, up_offsets, offsets = box_offsets(proto), box_offsets(up), box_offsets(bounds)
+    geometry = (tuple(out_shape), tuple(crop), tuple(protos.shape[1:]), upsample)
+    taps, d_taps = ws.table(("taps", geometry), lambda: _upload(_taps(*geometry)))
+    up, proto = _windows(taps, bounds, upsample)
+    # every per-frame table in one upload: windows and offsets of the three stages
+    tables = [proto, box_offsets(proto), up, box_offsets(up), bounds[:, [1, 0, 3, 2]], box_offsets(bounds)]
+    d_proto, d_proto_offsets, d_up, d_up_offsets, d_bounds, d_offsets = ws.upload_many("mask tables", tables)
+    proto_offsets, up_offsets, offsets = tables[1], tables[3], tables[5]
 
-    d_proto, d_proto_offsets = cuda.to_device(proto), cuda.to_device(proto_offsets)
-    logits = cuda.device_array(int(proto_offsets[-1]), np.float32)
+    logits = ws.array("logits", int(proto_offsets[-1]), np.float32)
     _launch(_logits, logits.shape[0], protos, coefs, d_proto, d_proto_offsets, logits)
+    window = logits
     if upsample > 1:
-        d_up, d_up_offsets = cuda.to_device(up), cuda.to_device(up_offsets)
-        window = cuda.device_array(int(up_offsets[-1]), np.float32)
-        _launch(_resample, window.shape[0], logits, d_proto, d_proto_offsets, *map(cuda.to_device, urows),
-                *map(cuda.to_device, ucols), d_up, d_up_offsets, window)
-    else:
-        d_up, d_up_offsets, window = d_proto, d_proto_offsets, logits
-    flat = cuda.device_array(int(offsets[-1]), np.uint8)
-    nonzero = cuda.to_device(np.zeros(len(bounds), np.uint8))
-    _launch(_threshold, flat.shape[0], window, d_up, d_up_offsets, *map(cuda.to_device, rows),
-            *map(cuda.to_device, cols), cuda.to_device(bounds[:, [1, 0, 3, 2]]), cuda.to_device(offsets), flat,
-            nonzero)
+        window = ws.array("upsampled", int(up_offsets[-1]), np.float32)
+        _launch(_resample, window.shape[0], logits, d_proto, d_proto_offsets, *d_taps["urows"], *d_taps["ucols"], d_up,
+                d_up_offsets, window)
+    flat = output.array("masks", int(offsets[-1]), np.uint8)
+    nonzero = output.upload("nonzero", np.zeros(len(bounds), np.uint8))
+    _launch(_threshold, flat.shape[0], window, d_up, d_up_offsets, *d_taps["rows"], *d_taps["cols"], d_bounds,
+            d_offsets, flat, nonzero)
     return flat, offsets, nonzero
 
+
+def _upload(taps: dict) -> tuple[dict, dict]:
+    """(host taps, the same on the device)."""
+    return taps, {name: tuple(cuda.to_device(a) for a in arrays) for name, arrays in taps.items()}

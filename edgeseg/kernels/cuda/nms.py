@@ -13,6 +13,7 @@ import numpy as np
 from numba import cuda
 
 from .jit import THREADS, as_device, blocks, kernel, larger, mul, smaller
+from .workspace import Workspace, fresh
 
 WORD = 64  # candidates per suppression word
 
@@ -83,38 +84,34 @@ def _overlaps(boxes, areas, iou_thres, mask):
 
 
 @kernel
-def _greedy(mask, max_det, removed, keep, count):
-    """One thread: the CPU kernel's greedy walk over the sorted candidates."""
-    if cuda.grid(1) != 0:
-        return
-    n, words = mask.shape
-    one = np.uint64(1)
-    for w in range(words):
-        removed[w] = np.uint64(0)
-    kept = 0
-    for i in range(n):
-        if (removed[i // WORD] >> np.uint64(i % WORD)) & one:
-            continue
-        keep[kept] = i
-        kept += 1
-        if kept == max_det:  # later survivors cannot change earlier ones, so stopping here is exact
-            break
-        for w in range(i // WORD, words):
-            removed[w] |= mask[i, w]
-    count[0] = kept
-
-
-@kernel
-def _gather(keep, count, anchors, boxes, conf, cls, pred, coef_row, xyxy_out, conf_out, cls_out, coefs_out):
-    p = cuda.grid(1)
-    if p >= count[0]:
-        return
-    i = keep[p]
-    for k in range(4):
-        xyxy_out[p, k] = boxes[i, k]
-    conf_out[p], cls_out[p] = conf[i], cls[i]
-    for k in range(coefs_out.shape[1]):
-        coefs_out[p, k] = pred[coef_row + k, anchors[i]]
+def _greedy(mask, max_det, removed, keep, count, anchors, boxes, conf, cls, pred, coef_row, rows, coefs):
+    """One block. Thread 0 walks the sorted candidates as the CPU kernel does; then the block gathers the kept
+    ones: rows[p] = [x1, y1, x2, y2, conf, class] and coefs[p] of the p-th kept detection."""
+    t = cuda.threadIdx.x
+    if t == 0:
+        n, words = mask.shape
+        one = np.uint64(1)
+        for w in range(words):
+            removed[w] = np.uint64(0)
+        kept = 0
+        for i in range(n):
+            if (removed[i // WORD] >> np.uint64(i % WORD)) & one:
+                continue
+            keep[kept] = i
+            kept += 1
+            if kept == max_det:  # later survivors cannot change earlier ones, so stopping here is exact
+                break
+            for w in range(i // WORD, words):
+                removed[w] |= mask[i, w]
+        count[0] = kept
+    cuda.syncthreads()
+    for p in range(t, count[0], cuda.blockDim.x):
+        i = keep[p]
+        for k in range(4):
+            rows[p, k] = boxes[i, k]
+        rows[p, 4], rows[p, 5] = conf[i], np.float32(cls[i])
+        for k in range(coefs.shape[1]):
+            coefs[p, k] = pred[coef_row + k, anchors[i]]
 
 
 def _launch(func, count: int, *args) -> None:
@@ -122,14 +119,26 @@ def _launch(func, count: int, *args) -> None:
         func[blocks(count), THREADS](*args)
 
 
+def _kept(rows, coefs, count, capacity: int):
+    """The kept detections on the host (xyxy, conf, cls) and their coefficients on the device, from the packed
+    rows the last kernel wrote: the count, then only the rows it names, cross to the host."""
+    k = int(count.copy_to_host()[0]) if capacity else 0
+    host = rows[:k].copy_to_host() if k else np.zeros((0, 6), np.float32)
+    return (np.ascontiguousarray(host[:, :4]), np.ascontiguousarray(host[:, 4]), host[:, 5].astype(np.int64),
+            coefs[:k])
+
+
 def decode_raw_cuda(pred, num_classes: int, conf_thres: float, allowed: np.ndarray, multi_label: bool,
-                    iou_thres: float, max_det: int, class_offset: float, max_candidates: int):
+                    iou_thres: float, max_det: int, class_offset: float, max_candidates: int,
+                    workspace: Workspace | None = None):
     """Raw head output (4 + nc + nm, A) float32 on the device -> kept detections, as postprocess.decode_raw.
 
     allowed (nc,) bool host; class_offset: the class-aware NMS box offset (0 for agnostic NMS); max_candidates:
-    the top candidates NMS looks at. Returns (xyxy (N, 4) float32, conf (N,) float32, cls (N,) int64) on the host
-    and coefs (N, nm) float32 on the device, best score first.
+    the top candidates NMS looks at; workspace: where the scratch buffers come from (fresh ones if None). Returns
+    (xyxy (N, 4) float32, conf (N,) float32, cls (N,) int64) on the host and coefs (N, nm) float32 on the device
+    (a view of the workspace: valid until its next use), best score first.
     """
+    ws = workspace if workspace is not None else fresh()
     pred = as_device(pred, np.float32, "pred")
     allowed = np.ascontiguousarray(allowed, dtype=np.bool_)
     if pred.ndim != 2 or pred.shape[0] < 4 + num_classes or allowed.shape != (num_classes,):
@@ -138,85 +147,82 @@ def decode_raw_cuda(pred, num_classes: int, conf_thres: float, allowed: np.ndarr
     if max_det < 1 or max_candidates < 1:
         raise ValueError(f"max_det and max_candidates must be positive, got {max_det} and {max_candidates}")
     num_anchors, nm = pred.shape[1], pred.shape[0] - 4 - num_classes
-    capacity = num_anchors * (num_classes if multi_label and num_classes > 1 else 1)
-    count = cuda.to_device(np.zeros(1, np.int64))
-    keys, classes = cuda.device_array(capacity, np.int64), cuda.device_array(capacity, np.int64)
-    scores = cuda.device_array(capacity, np.float32)
-    _launch(_candidates, num_anchors, pred, num_classes, np.float32(conf_thres), cuda.to_device(allowed.view(np.uint8)),
-            bool(multi_label and num_classes > 1), count, keys, classes, scores)
+    multi_label = bool(multi_label and num_classes > 1)
+    capacity = num_anchors * (num_classes if multi_label else 1)
+    count = ws.upload("count", np.zeros(1, np.int64))
+    keys, classes = ws.array("keys", capacity, np.int64), ws.array("classes", capacity, np.int64)
+    scores = ws.array("scores", capacity, np.float32)
+    d_allowed = ws.table(("allowed", allowed.tobytes()), lambda: cuda.to_device(allowed.view(np.uint8)))
+    _launch(_candidates, num_anchors, pred, num_classes, np.float32(conf_thres), d_allowed, multi_label, count, keys,
+            classes, scores)
     found = int(count.copy_to_host()[0])  # the one wait before NMS: its launches are sized by this count
     n = min(found, max_candidates)
-    anchors, conf, cls = (cuda.device_array(n, np.int64), cuda.device_array(n, np.float32),
-                          cuda.device_array(n, np.int64))
-    boxes, shifted, areas = (cuda.device_array((n, 4), np.float32), cuda.device_array((n, 4), np.float32),
-                             cuda.device_array(n, np.float32))
+    anchors, conf, cls = ws.array("anchors", n, np.int64), ws.array("conf", n, np.float32), ws.array("cls", n, np.int64)
+    boxes, shifted = ws.array("boxes", (n, 4), np.float32), ws.array("shifted", (n, 4), np.float32)
+    areas = ws.array("areas", n, np.float32)
     _launch(_sort, found, pred, num_classes, keys, classes, scores, found, n, np.float32(class_offset), anchors,
             boxes, shifted, areas, conf, cls)
     words = (n + WORD - 1) // WORD
-    mask = cuda.device_array((n, words), np.uint64)
+    mask = ws.array("mask", (n, words), np.uint64)
     _launch(_overlaps, n * words, shifted, areas, np.float64(iou_thres), mask)
     capacity = min(n, max_det)
-    keep, kept = cuda.device_array(max(capacity, 1), np.int64), cuda.to_device(np.zeros(1, np.int64))
+    rows, coefs = ws.array("rows", (capacity, 6), np.float32), ws.array("coefs", (capacity, nm), np.float32)
+    kept = ws.array("kept", 1, np.int64)
     if n:
-        _greedy[1, 1](mask, max_det, cuda.device_array(words, np.uint64), keep, kept)
-    xyxy, conf_out = cuda.device_array((capacity, 4), np.float32), cuda.device_array(capacity, np.float32)
-    cls_out, coefs = cuda.device_array(capacity, np.int64), cuda.device_array((capacity, nm), np.float32)
-    _launch(_gather, capacity, keep, kept, anchors, boxes, conf, cls, pred, 4 + num_classes, xyxy, conf_out, cls_out,
-            coefs)
-    k = int(kept.copy_to_host()[0])
-    return xyxy.copy_to_host()[:k], conf_out.copy_to_host()[:k], cls_out.copy_to_host()[:k], coefs[:k]
+        _greedy[1, THREADS](mask, max_det, ws.array("removed", words, np.uint64), ws.array("keep", capacity, np.int64),
+                            kept, anchors, boxes, conf, cls, pred, 4 + num_classes, rows, coefs)
+    return _kept(rows, coefs, kept, capacity)
 
 
 @kernel
-def _select_rows(pred, conf_thres, classes, filter_classes, max_det, rows, count):
-    """One thread: the first max_det rows above conf_thres (and of the allowed classes), in row order."""
-    if cuda.grid(1) != 0:
-        return
-    kept = 0
-    for r in range(pred.shape[0]):
-        if kept == max_det:
-            break
-        if not pred[r, 4] > conf_thres:
-            continue
-        if filter_classes:
-            c, allowed = np.int64(pred[r, 5]), False
-            for k in range(classes.shape[0]):
-                if classes[k] == c:
-                    allowed = True
-            if not allowed:
+def _select_rows(pred, conf_thres, classes, filter_classes, max_det, rows, count, out, coefs):
+    """One block. Thread 0 picks the first max_det rows above conf_thres (and of the allowed classes), in row
+    order; then the block gathers them: out[p] = [x1, y1, x2, y2, conf, class] and coefs[p]."""
+    t = cuda.threadIdx.x
+    if t == 0:
+        kept = 0
+        for r in range(pred.shape[0]):
+            if kept == max_det:
+                break
+            if not pred[r, 4] > conf_thres:
                 continue
-        rows[kept] = r
-        kept += 1
-    count[0] = kept
+            if filter_classes:
+                c, allowed = np.int64(pred[r, 5]), False
+                for k in range(classes.shape[0]):
+                    if classes[k] == c:
+                        allowed = True
+                if not allowed:
+                    continue
+            rows[kept] = r
+            kept += 1
+        count[0] = kept
+    cuda.syncthreads()
+    for p in range(t, count[0], cuda.blockDim.x):
+        r = rows[p]
+        for k in range(6):
+            out[p, k] = pred[r, k]
+        for k in range(coefs.shape[1]):
+            coefs[p, k] = pred[r, 6 + k]
 
 
-@kernel
-def _gather_rows(pred, rows, count, xyxy, conf, cls, coefs):
-    p = cuda.grid(1)
-    if p >= count[0]:
-        return
-    r = rows[p]
-    for k in range(4):
-        xyxy[p, k] = pred[r, k]
-    conf[p], cls[p] = pred[r, 4], np.int64(pred[r, 5])
-    for k in range(coefs.shape[1]):
-        coefs[p, k] = pred[r, 6 + k]
-
-
-def decode_end2end_cuda(pred, conf_thres: float, classes: tuple[int, ...] | None, max_det: int):
+def decode_end2end_cuda(pred, conf_thres: float, classes: tuple[int, ...] | None, max_det: int,
+                        workspace: Workspace | None = None):
     """NMS-in-graph output (K, 6 + nm) float32 on the device -> kept rows, as postprocess.decode_end2end.
 
-    Returns (xyxy (N, 4) float32, conf (N,) float32, cls (N,) int64) on the host and coefs (N, nm) on the device.
+    Returns (xyxy (N, 4) float32, conf (N,) float32, cls (N,) int64) on the host and coefs (N, nm) on the device
+    (a view of `workspace`, fresh if None).
     """
+    ws = workspace if workspace is not None else fresh()
     pred = as_device(pred, np.float32, "pred")
     if pred.ndim != 2 or pred.shape[1] < 6:
         raise ValueError(f"pred must be (K, 6 + nm), got {pred.shape}")
-    rows, count = cuda.device_array(max(min(pred.shape[0], max_det), 1), np.int64), cuda.to_device(np.zeros(1, np.int64))
+    capacity = min(pred.shape[0], max_det)
     wanted = np.array(classes if classes is not None else [-1], np.int64)
-    _select_rows[1, 1](pred, np.float32(conf_thres), cuda.to_device(wanted), classes is not None, max_det, rows, count)
-    capacity = rows.shape[0]
-    xyxy, conf = cuda.device_array((capacity, 4), np.float32), cuda.device_array(capacity, np.float32)
-    cls, coefs = cuda.device_array(capacity, np.int64), cuda.device_array((capacity, pred.shape[1] - 6), np.float32)
-    _launch(_gather_rows, capacity, pred, rows, count, xyxy, conf, cls, coefs)
-    k = int(count.copy_to_host()[0])
-    return xyxy.copy_to_host()[:k], conf.copy_to_host()[:k], cls.copy_to_host()[:k], coefs[:k]
+    d_wanted = ws.table(("classes", wanted.tobytes()), lambda: cuda.to_device(wanted))
+    rows = ws.array("rows", (capacity, 6), np.float32)
+    coefs = ws.array("coefs", (capacity, pred.shape[1] - 6), np.float32)
+    count = ws.array("kept", 1, np.int64)
+    if capacity:
+        _select_rows[1, THREADS](pred, np.float32(conf_thres), d_wanted, classes is not None, max_det,
+                                 ws.array("picked", capacity, np.int64), count, rows, coefs)
+    return _kept(rows, coefs, count, capacity)
