@@ -123,9 +123,11 @@ def _kept(rows, coefs, count, capacity: int):
     """The kept detections on the host (xyxy, conf, cls) and their coefficients on the device, from the packed
     rows the last kernel wrote: the count, then only the rows it names, cross to the host."""
     k = int(count.copy_to_host()[0]) if capacity else 0
-    host = rows[:k].copy_to_host() if k else np.zeros((0, 6), np.float32)
-    return (np.ascontiguousarray(host[:, :4]), np.ascontiguousarray(host[:, 4]), host[:, 5].astype(np.int64),
-            coefs[:k])
+    if k == 0:  # no views of empty slices of the workspace: a fresh empty array allocates nothing
+        return (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                cuda.device_array((0, coefs.shape[1]), np.float32))
+    host = rows[:k].copy_to_host()
+    return np.ascontiguousarray(host[:, :4]), np.ascontiguousarray(host[:, 4]), host[:, 5].astype(np.int64), coefs[:k]
 
 
 def decode_raw_cuda(pred, num_classes: int, conf_thres: float, allowed: np.ndarray, multi_label: bool,
