@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import __version__
 from .config import PredictConfig, load_config, parse_imgsz
-from .errors import ConfigError, EdgesegError
+from .errors import ConfigError, EdgesegError, OutputError
 
 if TYPE_CHECKING:
     from .results import Results
@@ -26,8 +27,15 @@ def _int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected integers like 0,2,5, got {text!r}") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad command line reported in one line (argparse prints its whole usage block first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgeseg", description="YOLO instance segmentation on the edge.")
+    parser = _Parser(prog="edgeseg", description="YOLO instance segmentation on the edge.")
     parser.add_argument("--version", action="version", version=f"edgeseg {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -182,16 +190,46 @@ def predict_config(args: argparse.Namespace) -> PredictConfig:
                        providers=providers, provider_options=options, device=device)
 
 
-def _segment_each(args: argparse.Namespace, handle: Callable[[int, str, "Results"], None]) -> tuple[int, int, dict, str]:
-    """Runs the model over the source with a progress bar, calling handle(k, file name, result) for each image.
+# image formats OpenCV reads but cannot write an annotated (colour, 8-bit) image in: .pgm is grey only, .pfm float,
+# and there is no .dng or .mpo encoder
+_READ_ONLY_SUFFIXES = {".pgm", ".pfm", ".dng", ".mpo"}
+
+
+def _annotated_name(path: Path) -> str:
+    """The file name of an image's annotated copy: the image's own, or its stem + .png for a format in
+    _READ_ONLY_SUFFIXES."""
+    return path.stem + ".png" if path.suffix.lower() in _READ_ONLY_SUFFIXES else path.name
+
+
+def _check_save_dir(save_dir: Path, items: list, key: Callable[[Path], str], replaces_input: bool) -> None:
+    """Before the model loads: --save-dir is a folder, no two inputs of different folders give the same output
+    names (`key(path)`: their files would overwrite each other), and with `replaces_input` (`key` is the output's
+    file name) no output would replace an input in --save-dir."""
+    if save_dir.exists() and not save_dir.is_dir():
+        raise OutputError(f"--save-dir {save_dir} is a file; give a folder")
+    first: dict[str, str] = {}
+    for item in items:
+        path = Path(item)
+        other = first.setdefault(key(path), item)
+        if other != item and not os.path.samefile(other, item):
+            raise OutputError(f"{other} and {item} would write files of the same names into {save_dir}, the second "
+                              "replacing the first: rename one, or run them separately")
+        target = save_dir / key(path)
+        if replaces_input and target.exists() and os.path.samefile(target, path):
+            raise OutputError(f"--save-dir {save_dir} holds the input {item}, which its output would replace: "
+                              "give another folder")
+
+
+def _segment_each(args: argparse.Namespace, items: list,
+                  handle: Callable[[int, str, "Results"], None]) -> tuple[int, int, dict, str]:
+    """Runs the model over the expanded source `items` with a progress bar, calling handle(k, file name, result)
+    for each image.
 
     Returns (images, objects, total ms by stage, provider)."""
     from .progress import Progress
     from .segmenter import Segmenter
-    from .sources import expand_source
 
     cfg = predict_config(args)
-    items = expand_source(args.source)
     totals = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
     objects = 0
     with Segmenter.from_config(args.model, cfg) as seg, \
@@ -216,6 +254,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from .draw import plot
     from .files import write_image, write_json
     from .process_video import is_video_source
+    from .sources import expand_source
 
     if len(args.source) == 1 and is_video_source(args.source[0]):
         if args.save_json:
@@ -227,14 +266,17 @@ def run_predict(args: argparse.Namespace) -> int:
 
     def handle(k: int, name: str, r: "Results") -> None:
         if args.save_dir:
-            write_image(args.save_dir / name, plot(r))
+            write_image(args.save_dir / _annotated_name(Path(name)), plot(r))
         if args.save_json:
             records = r.to_coco(image_id=k if r.path is None else None)
             for rec in records:
                 rec["file_name"] = name
             coco.extend(records)
 
-    counts = _segment_each(args, handle)
+    items = expand_source(args.source)
+    if args.save_dir:
+        _check_save_dir(args.save_dir, items, _annotated_name, replaces_input=True)
+    counts = _segment_each(args, items, handle)
     if args.save_json:
         write_json(args.save_json, coco)
     if not args.quiet:
@@ -248,15 +290,19 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_isolate(args: argparse.Namespace) -> int:
     from .isolate import IsolateOptions
+    from .sources import expand_source
 
     options = IsolateOptions(args.background, args.crop, args.method)  # checked before the model loads
+    items = expand_source(args.source)
+    # cut-outs are named {stem}_{label}-{index}.png: never an input's name, but one for every input of that stem
+    _check_save_dir(args.save_dir, items, lambda path: path.stem, replaces_input=False)
     written: list[Path] = []
 
     def handle(k: int, name: str, r: "Results") -> None:
         written.extend(r.save_isolated(args.save_dir, **vars(options), save_mask=args.save_mask,
                                        save_crop=args.save_crop, stem=None if r.path else Path(name).stem))
 
-    counts = _segment_each(args, handle)
+    counts = _segment_each(args, items, handle)
     if not args.quiet:
         print(_summary(*counts))
         print(f"{len(written)} files in {args.save_dir}")

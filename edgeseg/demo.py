@@ -124,6 +124,8 @@ def run_demo(out_dir: Path | None = None, images: int = 4, seed: int = 0, progre
     out_dir (default: a new runs/demo, runs/demo2, ... in the current folder)."""
     if isinstance(images, bool) or not isinstance(images, int) or images < 1:
         raise ConfigError(f"images must be a whole number >= 1, got {images!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:  # NumPy's generators take seeds >= 0
+        raise ConfigError(f"seed must be a whole number >= 0, got {seed!r}")
     model = demo_model_path()  # before the folder: a missing model leaves no empty folder behind
     out = _make_folder(Path(out_dir)) if out_dir is not None else _new_numbered_folder(Path("runs") / "demo")
     rng = np.random.default_rng(seed)  # one stream for all scenes: the same seed gives the same scenes

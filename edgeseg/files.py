@@ -42,7 +42,10 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 def write_image(path: str | Path, image: np.ndarray) -> Path:
     """Encodes by the file's suffix (.jpg, .png, ...) and writes atomically."""
     path = Path(path)
-    ok, encoded = cv2.imencode(path.suffix or ".png", image)
+    try:
+        ok, encoded = cv2.imencode(path.suffix or ".png", image)
+    except cv2.error:  # a suffix OpenCV reads but has no encoder for (.dng, .mpo) raises instead of returning False
+        ok = False
     if not ok:
         raise OutputError(f"cannot encode an image as {path.suffix!r} for {path}")
     return write_bytes(path, encoded.tobytes())

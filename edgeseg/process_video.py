@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .annotate import Annotator
+from .errors import OutputError
 from .files import write_image
 from .isolate import isolate, safe_label
 from .progress import Progress
@@ -91,6 +92,10 @@ def process_video(segmenter: Segmenter, source: Any, *, tracker: Tracker | None 
     source's size and frame rate (written to a temporary name and renamed; on Ctrl-C what was written is kept,
     playable). isolate_dir: per-track cut-outs. on_result(frame, result) is called for every frame.
     """
+    if (save is not None and isinstance(source, (str, os.PathLike)) and Path(save).exists()
+            and Path(source).is_file() and os.path.samefile(save, source)):
+        # the annotated video would be renamed over the one being read: the user's original, gone
+        raise OutputError(f"cannot write {save}: it is the video being read; give another name")
     with ExitStack() as stack:
         frames = stack.enter_context(open_source(source, **source_options))
         pending: collections.deque[Frame] = collections.deque()  # frames in the pipeline, oldest first

@@ -17,11 +17,15 @@ from .errors import ConfigError
 
 def _as_index(index: Any, n: int) -> np.ndarray:
     """Any NumPy-style index (int, slice, bool mask, int array) -> int64 positions."""
-    if isinstance(index, (int, np.integer)):
+    # bool is an int subclass: r[True] would be object 1, so a scalar bool goes to NumPy, which refuses it below
+    if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for {n} objects")
         return np.array([index % n], np.int64)
     positions = np.arange(n)[index]
+    if positions.ndim > 1:  # None, a scalar bool or a 2-D array: not a selection of objects
+        raise IndexError(f"index {index!r} does not select objects: give an int, a slice, a (N,) bool mask or "
+                         "int positions")
     return np.atleast_1d(positions).astype(np.int64)
 
 

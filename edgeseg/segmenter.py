@@ -150,6 +150,10 @@ class Segmenter:
                 raise NotSegmentationModelError(f"{name}: detection output {det_shape} does not hold 4 box values, "
                                                 f"class scores and {nm} mask coefficients")
             num_classes = rows - 4 - nm
+        unknown = [c for c in self.config.classes or () if c >= num_classes]
+        if unknown and num_classes:  # a class the model does not have would silently find nothing
+            raise ConfigError(f"classes {unknown} are not classes of {name}: it has {num_classes} (0 to "
+                              f"{num_classes - 1})")
         self.num_classes = num_classes
         self.num_protos = nm
         self.names = class_names(meta, num_classes)

@@ -13,6 +13,8 @@ import numpy as np
 from .errors import SourceError
 
 IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".jpe", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".pgm", ".ppm", ".jp2"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".asf",
+                  ".gif", ".3gp", ".mts", ".m2ts", ".ogv"}
 
 
 def expand_source(source: Any) -> list[str | np.ndarray]:
@@ -50,6 +52,9 @@ def read_image(path: str) -> np.ndarray:
     except OSError as e:
         raise SourceError(f"cannot read {path}: {e.strerror or e}") from None
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None and Path(path).suffix.lower() in VIDEO_SUFFIXES:
+        raise SourceError(f"{path} is a video, not an image: give it as the only source of `edgeseg predict` or "
+                          "`edgeseg track` (Python: edgeseg.process_video or Segmenter.stream_pipelined)")
     if image is None:
         raise SourceError(f"cannot decode {path} as an image (empty, truncated or not an image)")
     return image
@@ -72,6 +77,12 @@ def to_bgr(image: np.ndarray, name: str = "array") -> np.ndarray:
     elif image.dtype.kind == "f":
         if not np.isfinite(image).all():
             raise SourceError(f"{name}: float image has NaN or infinite values")
+        # a float image on the 0-255 scale (img.astype(np.float32)) would be clipped to a white frame without a
+        # word; values a little above 1 are the overshoot of cubic or Lanczos resizing of a [0, 1] image (up to
+        # about 1.45 on a checkerboard), and are clipped
+        if image.max() > 2.0:
+            raise SourceError(f"{name}: float images must be in [0, 1], this one reaches {float(image.max()):g} "
+                              "(divide by 255, or pass uint8)")
         image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     elif image.dtype != np.uint8:
         raise SourceError(f"{name}: unsupported image dtype {image.dtype} (use uint8, uint16 or float in [0, 1])")

@@ -25,12 +25,10 @@ import cv2
 import numpy as np
 
 from .errors import ConfigError, SourceError
-from .sources import IMAGE_SUFFIXES, expand_source, read_image, to_bgr
+from .sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, expand_source, read_image, to_bgr
 
 log = logging.getLogger("edgeseg")
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".asf",
-                  ".gif", ".3gp", ".mts", ".m2ts", ".ogv"}
 STREAM_SCHEMES = {"rtsp", "rtsps", "rtsp+tcp", "rtmp", "rtmps", "http", "https", "udp", "tcp", "rtp", "srt"}
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _ENV_LOCK = threading.Lock()  # guards OPENCV_FFMPEG_CAPTURE_OPTIONS while a stream opens

@@ -20,7 +20,10 @@ CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi"
 class VideoWriter:
     """`with VideoWriter("out.mp4", fps, (width, height)) as out: out.write(frame)`.
 
-    Frames are BGR uint8 (height, width, 3) of exactly `size`. The video appears at `path` only when the writer
+    Frames are BGR uint8 (height, width, 3) of exactly `size`. An odd width or height is stored one pixel larger,
+    the last column or row repeated: video codecs keep colour at half resolution (4:2:0) and need even sizes, and
+    OpenCV would otherwise drop that column or row without a word (as `ffmpeg -vf pad` users do, nothing of the
+    frame is lost). The video appears at `path` only when the writer
     closes; an exception in the `with` block (KeyboardInterrupt included) still closes it, so what was written
     is a playable file at `path`, then the exception goes on. If no frame was written there is no file.
     `fourcc` overrides the codec chosen by suffix (`CODECS`).
@@ -41,6 +44,7 @@ class VideoWriter:
         if len(size) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in size):
             raise OutputError(f"cannot write video {self.path}: size must be (width, height) in pixels, got {size!r}")
         self.fps, self.size, self.fourcc = float(fps), (int(size[0]), int(size[1])), fourcc
+        self.stored_size = (self.size[0] + self.size[0] % 2, self.size[1] + self.size[1] % 2)
         self.frames_written = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +56,7 @@ class VideoWriter:
         os.close(fd)
         self._tmp = Path(tmp)
         codec = cv2.VideoWriter_fourcc(*fourcc)
-        self._writer: cv2.VideoWriter | None = cv2.VideoWriter(tmp, codec, self.fps, self.size)
+        self._writer: cv2.VideoWriter | None = cv2.VideoWriter(tmp, codec, self.fps, self.stored_size)
         if not self._writer.isOpened():
             self._writer = None
             self._tmp.unlink(missing_ok=True)
@@ -67,6 +71,9 @@ class VideoWriter:
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != (h, w, 3):
             got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
             raise OutputError(f"{self.path}: frames must be uint8 ({h}, {w}, 3) BGR as the video was opened, got {got}")
+        if self.stored_size != self.size:
+            frame = cv2.copyMakeBorder(frame, 0, self.stored_size[1] - h, 0, self.stored_size[0] - w,
+                                       cv2.BORDER_REPLICATE)
         self._writer.write(frame)
         self.frames_written += 1
 

@@ -80,6 +80,8 @@ def test_shipped_default_config_runs(shapes_onnx, few_images):
         (["--model", "{model}", "--source", "{images}", "--conf", "2"], "conf must be"),
         (["--model", "{model}", "--source", "{images}", "--imgsz", "320"], "fixed 640x640"),
         (["--model", "{model}", "--source", "{images}", "--config", "missing.yaml"], "config file not found"),
+        (["--model", "{model}", "--source", "{images}", "--classes", "1,7"], "classes [7] are not classes of"),
+        (["--model", "{model}", "--source", "{images}", "--classes", ""], "classes is empty"),
     ],
 )
 def test_bad_input_one_line_error_nothing_written(shapes_onnx, few_images, tmp_path, args, message):
@@ -106,6 +108,44 @@ def test_unwritable_output_is_a_clear_error(shapes_onnx, few_images, tmp_path):
     blocker.write_text("a file where a folder should be")
     done = edgeseg("predict", "--model", shapes_onnx, "--source", few_images, "--save-json", blocker / "r.json", "--quiet")
     assert done.returncode == 1 and "edgeseg: error: cannot write" in done.stderr
+    done = edgeseg("isolate", "--model", shapes_onnx, "--source", few_images, "--save-dir", blocker, "--quiet")
+    assert done.returncode == 1 and f"edgeseg: error: --save-dir {blocker} is a file" in done.stderr
+
+
+def test_annotated_images_never_replace_their_inputs(shapes_onnx, few_images):
+    """--save-dir naming the source folder would write each annotated image over its original."""
+    before = {p.name: p.read_bytes() for p in few_images.iterdir()}
+    done = edgeseg("predict", "--model", shapes_onnx, "--source", few_images, "--save-dir", few_images, "--quiet")
+    assert done.returncode == 1 and "which its output would replace" in done.stderr and "Traceback" not in done.stderr
+    assert {p.name: p.read_bytes() for p in few_images.iterdir()} == before
+
+
+def test_annotated_copies_of_read_only_formats_are_png(shapes_onnx, val_images, tmp_path):
+    """OpenCV reads .pgm (grey) and .mpo (JPEG) images but cannot write a colour image as either."""
+    image = cv2.imread(str(val_images[0]))
+    cv2.imwrite(str(tmp_path / "grey.pgm"), cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+    shutil.copy(val_images[1], tmp_path / "camera.mpo")
+    out = tmp_path / "out"
+    done = edgeseg("predict", "--model", shapes_onnx, "--source", tmp_path / "grey.pgm", tmp_path / "camera.mpo",
+                   "--save-dir", out, "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["camera.png", "grey.png"]
+    assert cv2.imread(str(out / "grey.png")).shape == (*image.shape[:2], 3)
+
+
+def test_inputs_of_one_name_in_two_folders_are_refused(shapes_onnx, few_images, tmp_path):
+    """Outputs are named after the input's file name (predict) or stem (isolate): the second would replace the first."""
+    first, second = sorted(few_images.iterdir())[:2]
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(second, other / first.name)
+    for command in ("predict", "isolate"):
+        done = edgeseg(command, "--model", shapes_onnx, "--source", first, other / first.name,
+                       "--save-dir", tmp_path / "out", "--quiet")
+        assert done.returncode == 1 and "would write files of the same names" in done.stderr, command
+    assert not (tmp_path / "out").exists()
+    done = edgeseg("predict", "--model", shapes_onnx, "--source", first, first, "--save-dir", tmp_path / "out", "--quiet")
+    assert done.returncode == 0, done.stderr  # the same file twice writes the same output twice
 
 
 def test_debug_shows_the_traceback(few_images):
@@ -117,7 +157,11 @@ def test_version_and_usage_errors():
     assert edgeseg("--version").stdout.startswith("edgeseg ")
     script = shutil.which("edgeseg")  # the console script that pip installs
     assert script and subprocess.run([script, "--version"], capture_output=True, text=True).stdout.startswith("edgeseg ")
-    assert edgeseg("predict").returncode == 2  # argparse: --model and --source are required
+    done = edgeseg("predict")  # argparse: --model and --source are required
+    assert done.returncode == 2 and done.stderr.count("\n") == 1  # one line, not the usage block
+    assert done.stderr.startswith("edgeseg predict: error: the following arguments are required: --model, --source")
+    done = edgeseg("predict", "--model", "m.onnx", "--source", "x", "--imgsz", "0")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "imgsz must be a positive integer" in done.stderr
 
 
 def test_isolate_writes_one_png_per_object(shapes_onnx, few_images, tmp_path):

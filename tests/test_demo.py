@@ -89,6 +89,15 @@ def test_demo_rejects_a_bad_image_count(images, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("seed", [-1, 1.5, "0"])
+def test_demo_rejects_a_bad_seed(seed, tmp_path):
+    from edgeseg.demo import run_demo
+
+    with pytest.raises(ConfigError, match="seed"):
+        run_demo(tmp_path / "out", images=1, seed=seed, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_demo_model_ships_in_the_package():
     path = demo_model_path()
     assert path.name == DEMO_MODEL and path.parent == REPO / "edgeseg" / "assets"

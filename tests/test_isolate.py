@@ -158,3 +158,13 @@ def test_save_isolated_unwritable_folder_is_an_output_error(tmp_path, scenes):
     blocker.write_text("not a folder")
     with pytest.raises(OutputError, match="cannot write"):
         scenes[0].save_isolated(blocker / "out")
+
+
+def test_an_image_format_without_an_encoder_is_an_output_error(tmp_path, scenes):
+    """OpenCV reads .mpo and .dng but raises (not returns False) when asked to write them."""
+    from edgeseg import OutputError
+    from edgeseg.files import write_image
+
+    with pytest.raises(OutputError, match="cannot encode"):
+        write_image(tmp_path / "x.mpo", scenes[0].orig_img)
+    assert not list(tmp_path.iterdir())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from edgeseg import Segmenter
+from edgeseg import OutputError, Segmenter
 from edgeseg.assets import demo_model_path
 from edgeseg.process_video import is_video_source, process_video
 from edgeseg.synthetic import panning_frames
@@ -98,6 +99,14 @@ def test_truncated_video_ends_cleanly(segmenter, video, tmp_path):
     report = process_video(segmenter, cut, save=tmp_path / "out.avi", progress=False)
     assert 0 < report.frames < 24
     assert read_video(tmp_path / "out.avi")[0] == report.frames
+
+
+def test_the_video_being_read_is_never_replaced(segmenter, video, tmp_path):
+    """`predict --source clip.avi --save-dir .` or `--save` naming the source: the original would be renamed over."""
+    source = Path(shutil.copy(video, tmp_path / "pan.avi"))
+    with pytest.raises(OutputError, match="the video being read"):
+        process_video(segmenter, source, save=tmp_path / "." / "pan.avi", progress=False)
+    assert source.read_bytes() == video.read_bytes()
 
 
 def test_track_and_predict_commands_on_a_video(video, tmp_path):

@@ -279,6 +279,24 @@ def test_writer_round_trip(tmp_path, suffix):
     assert source.fps == 12.5 and source.size == (W, H)
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_writer_keeps_every_pixel_of_an_odd_size(tmp_path, suffix):
+    # OpenCV alone writes a 321x241 frame as 320x240, losing a column and a row; edgeseg repeats them instead
+    width, height = 321, 241
+    yy, xx = np.mgrid[:height, :width]
+    frame = np.stack([xx * 255 // width, yy * 255 // height, np.full_like(xx, 90)], axis=2).astype(np.uint8)
+    with VideoWriter(tmp_path / f"odd{suffix}", FPS, (width, height)) as out:
+        for _ in range(3):
+            out.write(frame)
+    assert out.stored_size == (322, 242)
+    source = open_source(tmp_path / f"odd{suffix}")
+    got = read_all(source)[0].image.astype(np.int16)
+    assert source.size == (322, 242) and got.shape == (242, 322, 3)
+    assert np.abs(got[:height, :width] - frame).mean() < 3  # the frame itself, through a lossy codec
+    assert np.abs(got[:height, width] - frame[:, -1]).mean() < 3  # the repeated last column
+    assert np.abs(got[height, :width] - frame[-1]).mean() < 3  # and row
+
+
 def test_writer_keeps_what_was_written_on_ctrl_c(tmp_path):
     rng = np.random.default_rng(3)
     target = tmp_path / "out.mp4"
