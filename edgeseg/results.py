@@ -253,10 +253,19 @@ class Results:
 
     def isolate(self, background: str = "black", crop: bool = True, source: str = "mask") -> list[np.ndarray]:
         """Each object cut out of orig_img: (h, w, 3) BGR on black or (h, w, 4) BGRA on transparent, cropped
-        to its integer box or full-frame; `source="contour"` fills the outline (masks.xy) instead of the mask."""
-        from .isolate import isolate
+        to its integer box or full-frame; `source="contour"` fills the outline (masks.xy) instead of the mask.
 
-        self.require_host_masks("isolate")
+        With the masks left on the GPU (device_results=True), source "mask" is cut out on the GPU
+        (postprocess_cuda.isolate_cuda): the masks stay there and only the cut-outs, the images asked for, come
+        to the host. Outlines need the masks on the host (results.to_host())."""
+        from .isolate import IsolateOptions, isolate
+
+        options = IsolateOptions(background, crop, source)
+        if isinstance(self.masks, DeviceMasks) and options.source == "mask":
+            from .postprocess_cuda import isolate_cuda
+
+            return isolate_cuda(self, background=options.background, crop=options.crop)
+        self.require_host_masks(f"isolate(source={source!r})" if isinstance(self.masks, DeviceMasks) else "isolate")
         return isolate(self, background, crop, source)
 
     def save_isolated(self, folder: str | Path, background: str = "black", crop: bool = True, source: str = "mask",

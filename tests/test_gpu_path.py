@@ -70,10 +70,22 @@ def test_masks_left_on_the_device(on_device, both):
     cpu, _ = both
     result = on_device
     assert isinstance(result.masks, DeviceMasks) and not isinstance(result.masks.crops[0], np.ndarray)
-    with pytest.raises(ConfigError, match="to_host"):
-        result.isolate()
+    with pytest.raises(ConfigError, match=r"^isolate\(source='contour'\) works on masks in host memory.*to_host"):
+        result.isolate(source="contour")  # outlines are traced on the host
+    with pytest.raises(ConfigError, match="background must be one of"):
+        result.isolate(background="white")
     assert_same(cpu, result.to_host())
     assert_same(cpu[1:], result[1:].to_host())
+
+
+@pytest.mark.parametrize("background", ["black", "transparent"])
+def test_isolating_masks_left_on_the_device_cuts_them_out_on_the_gpu(on_device, both, background):
+    cpu, _ = both
+    got = on_device[::-1].isolate(background)  # a selection: starts into the shared buffer, out of order
+    want = cpu[::-1].isolate(background)
+    assert len(got) == len(want) > 0 and all(isinstance(g, np.ndarray) for g in got)  # host cut-outs
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
 
 
 def test_drawing_masks_left_on_the_device_says_to_copy_them_first(on_device, both):
