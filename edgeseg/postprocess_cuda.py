@@ -95,6 +95,8 @@ def isolate_cuda(result: Results, frame: Any = None, background: str = "black", 
     from .kernels.cuda.isolate import cut_outs_cuda
 
     options = IsolateOptions(background, crop, "mask")
+    if len(result) == 0:  # nothing to cut out: not even the frame goes up
+        return []
     h, w = result.orig_shape
     regions = integer_boxes(result.boxes.xyxy) if options.crop else np.tile(np.array([0, 0, w, h]), (len(result), 1))
     flat_masks, starts, boxes = _device_masks(result.masks)

@@ -86,6 +86,7 @@ def test_isolating_masks_left_on_the_device_cuts_them_out_on_the_gpu(on_device, 
     assert len(got) == len(want) > 0 and all(isinstance(g, np.ndarray) for g in got)  # host cut-outs
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+    assert on_device[:0].isolate(background) == []
 
 
 def test_drawing_masks_left_on_the_device_says_to_copy_them_first(on_device, both):
