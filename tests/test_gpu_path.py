@@ -192,6 +192,26 @@ def test_one_segmenter_frame_after_frame_of_other_sizes(both):
         assert_same(expected, result.to_host())
 
 
+@pytest.mark.parametrize("fixture, settings", [
+    ("shapes_nms_onnx", {}),
+    ("shapes_dynamic_onnx", dict(batch=2, imgsz=160)),
+    ("shapes_dynamic_onnx", dict(multi_label=True, classes=[0, 1, 3], imgsz=160)),
+])  # fmt: skip
+def test_other_models_and_settings_on_the_gpu_path(request, val_images, fixture, settings):
+    # NMS in the graph, a dynamic batch of two images of other sizes, multi-label with a class filter (small inputs
+    # and images: the simulator runs each GPU thread as Python)
+    model = request.getfixturevalue(fixture)
+    import cv2
+
+    images = [cv2.resize(cv2.imread(str(val_images[3])), (160, 160)), cv2.resize(cv2.imread(str(val_images[4])),
+                                                                                 (150, 110))]
+    with Segmenter(model, **settings) as cpu, Segmenter(model, device="cuda", **settings) as gpu:
+        want, got = cpu(images), gpu(images)
+    assert sum(len(r) for r in want) > 0
+    for a, b in zip(want, got):
+        assert_same(a, b)
+
+
 def test_outputs_kept_for_the_pipeline_are_float32_buffers_of_their_own():
     from numba import cuda
 
