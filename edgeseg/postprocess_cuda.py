@@ -2,9 +2,10 @@
 the GPU with the CUDA kernels of edgeseg/kernels/cuda/. Mirrors postprocess.py (and isolate.py, kernels/blend.py):
 the same Boxes and Masks, bit for bit.
 
-What crosses to the host: the candidate count (it sizes NMS), the kept boxes, scores and classes (N x 6 numbers:
-the geometry of the masks is computed from them on the host, as on the CPU path), one byte per object (is its mask
-empty?), and the masks themselves (the sum of the box areas), unless they are asked for on the device.
+What crosses to the host: the candidate count (it sizes NMS), the kept count, the kept boxes, scores and classes
+(N x 6 numbers, one copy: the geometry of the masks is computed from them on the host, as on the CPU path), one
+byte per object (is its mask empty?), and the masks themselves (the sum of the box areas), unless they are asked
+for on the device. Scratch buffers come from a Workspace (kernels/cuda/workspace.py), reused frame after frame.
 """
 
 from __future__ import annotations
