@@ -43,14 +43,15 @@ def _position(windows, offsets, t):
 
 
 @device_function
-def _bilinear(src, src_windows, src_offsets, i, rows0, rows1, wrow, cols0, cols1, wcol, r, c):
+def _bilinear(src, src_windows, src_offsets, i, index, weight, r, c):
     """Object i's bilinear value at output (r, c), read from its window of `src` (windows laid end to end, row-major)
-    at the taps of row r and column c; x, then y."""
+    at the taps of row r and column c; x, then y. Taps of both axes (axis 0: rows, 1: columns): the two source
+    indices index[axis, 0 or 1, k] and the weight of the second, weight[axis, k]."""
     top, left = src_windows[i, 0], src_windows[i, 1]
     start, width = src_offsets[i], src_windows[i, 3] - left
-    r0, r1, c0, c1 = rows0[r] - top, rows1[r] - top, cols0[c] - left, cols1[c] - left
+    r0, r1, c0, c1 = index[0, 0, r] - top, index[0, 1, r] - top, index[1, 0, c] - left, index[1, 1, c] - left
     one = np.float32(1.0)
-    wx1, wy1 = wcol[c], wrow[r]
+    wx1, wy1 = weight[1, c], weight[0, r]
     wx0 = one - wx1
     upper = mul(src[start + r0 * width + c0], wx0) + mul(src[start + r0 * width + c1], wx1)
     lower = mul(src[start + r1 * width + c0], wx0) + mul(src[start + r1 * width + c1], wx1)
@@ -70,22 +71,22 @@ def _logits(protos, coefs, windows, offsets, out):
 
 
 @kernel
-def _resample(src, src_windows, src_offsets, rows0, rows1, wrow, cols0, cols1, wcol, windows, offsets, out):
+def _resample(src, src_windows, src_offsets, index, weight, windows, offsets, out):
     t = cuda.grid(1)
     if t >= out.shape[0]:
         return
     i, r, c = _position(windows, offsets, t)
-    out[t] = _bilinear(src, src_windows, src_offsets, i, rows0, rows1, wrow, cols0, cols1, wcol, r, c)
+    out[t] = _bilinear(src, src_windows, src_offsets, i, index, weight, r, c)
 
 
 @kernel
-def _threshold(src, src_windows, src_offsets, rows0, rows1, wrow, cols0, cols1, wcol, windows, offsets, out, nonzero):
+def _threshold(src, src_windows, src_offsets, index, weight, windows, offsets, out, nonzero):
     """As _resample, at the source pixels of the boxes (windows [y0, x0, y1, x1)), each value thresholded at 0."""
     t = cuda.grid(1)
     if t >= out.shape[0]:
         return
     i, y, x = _position(windows, offsets, t)
-    value = _bilinear(src, src_windows, src_offsets, i, rows0, rows1, wrow, cols0, cols1, wcol, y, x)
+    value = _bilinear(src, src_windows, src_offsets, i, index, weight, y, x)
     if value > 0:
         out[t] = 1
         nonzero[i] = 1  # every writer stores the same 1: the race is harmless
@@ -161,15 +162,26 @@ def masks_in_boxes_cuda(protos, coefs, bounds: np.ndarray, upsample: int, crop: 
     window = logits
     if upsample > 1:
         window = ws.array("upsampled", int(up_offsets[-1]), np.float32)
-        _launch(_resample, window.shape[0], logits, d_proto, d_proto_offsets, *d_taps["urows"], *d_taps["ucols"], d_up,
-                d_up_offsets, window)
+        _launch(_resample, window.shape[0], logits, d_proto, d_proto_offsets, *d_taps["upsample"], d_up, d_up_offsets,
+                window)
     flat = output.array("masks", int(offsets[-1]), np.uint8)
     nonzero = output.upload("nonzero", np.zeros(len(bounds), np.uint8))
-    _launch(_threshold, flat.shape[0], window, d_up, d_up_offsets, *d_taps["rows"], *d_taps["cols"], d_bounds,
-            d_offsets, flat, nonzero)
+    _launch(_threshold, flat.shape[0], window, d_up, d_up_offsets, *d_taps["source"], d_bounds, d_offsets, flat,
+            nonzero)
     return flat, offsets, nonzero
 
 
 def _upload(taps: dict) -> tuple[dict, dict]:
-    """(host taps, the same on the device)."""
-    return taps, {name: tuple(cuda.to_device(a) for a in arrays) for name, arrays in taps.items()}
+    """(host taps, the same on the device): for each resampling stage ("source", and "upsample" when there is
+    one), the taps of its rows and columns packed as the kernels take them (see _bilinear), two arguments instead
+    of six, since Numba's launch costs microseconds per array argument."""
+    device = {}
+    for stage, (rows, cols) in {"source": ("rows", "cols"), "upsample": ("urows", "ucols")}.items():
+        if rows not in taps:
+            continue
+        size = max(len(taps[rows][0]), len(taps[cols][0]))
+        index, weight = np.zeros((2, 2, size), np.int64), np.zeros((2, size), np.float32)
+        for axis, (i0, i1, w1) in enumerate((taps[rows], taps[cols])):
+            index[axis, 0, : len(i0)], index[axis, 1, : len(i1)], weight[axis, : len(w1)] = i0, i1, w1
+        device[stage] = (cuda.to_device(index), cuda.to_device(weight))
+    return taps, device
