@@ -41,5 +41,5 @@ def test_every_cuda_kernel_compiles_for_real_gpus_without_fused_products(tmp_pat
     for name, counts in summary.items():
         assert counts["signatures"] >= 2, name  # each launch signature, for both GPUs
         assert counts["fma"] == 0, name  # every product rounded on its own, as on the CPU
-    for name in ("masks._logits", "masks._resample", "masks._threshold"):
+    for name in ("masks._logits", "masks._threshold", "masks._threshold_upsampled"):
         assert summary[name]["mul_rn"] > 0, name  # the products go through libdevice's __fmul_rn

@@ -3,9 +3,10 @@
 edgeseg/kernels/masks.py evaluates, per object, three stages on the window of pixels the box needs: logits =
 coefficients . prototypes, an optional bilinear upsample by `f`, and the bilinear resize to the source image, then
 the threshold. Each value of each stage depends only on its position (the bilinear taps of output index k are a
-function of k alone), so here each stage is one launch with one thread per value of every object's window, and the
-values are the CPU kernel's bit for bit: the same taps, the same float32 operations in the same order, products
-never fused into an FMA (see jit.py).
+function of k alone), so here the logits are one launch with one thread per value of every object's window, and
+the rest is one more, with one thread per mask pixel, which computes the upsampled values it reads where it needs
+them. The values are the CPU kernel's bit for bit: the same taps, the same float32 operations in the same order,
+products never fused into an FMA (see jit.py).
 """
 
 from __future__ import annotations
@@ -43,19 +44,36 @@ def _position(windows, offsets, t):
 
 
 @device_function
+def _mix(v00, v01, v10, v11, wx1, wy1):
+    """The bilinear mix of four neighbours ((row, column) 00, 01, 10, 11) with the second ones' weights: along x,
+    then along y, the CPU kernel's operations in its order."""
+    one = np.float32(1.0)
+    wx0 = one - wx1
+    upper = mul(v00, wx0) + mul(v01, wx1)
+    lower = mul(v10, wx0) + mul(v11, wx1)
+    return mul(upper, one - wy1) + mul(lower, wy1)
+
+
+@device_function
 def _bilinear(src, src_windows, src_offsets, i, index, weight, r, c):
     """Object i's bilinear value at output (r, c), read from its window of `src` (windows laid end to end, row-major)
-    at the taps of row r and column c; x, then y. Taps of both axes (axis 0: rows, 1: columns): the two source
-    indices index[axis, 0 or 1, k] and the weight of the second, weight[axis, k]."""
+    at the taps of row r and column c. Taps of both axes (axis 0: rows, 1: columns): the two source indices
+    index[axis, 0 or 1, k] and the weight of the second, weight[axis, k]."""
     top, left = src_windows[i, 0], src_windows[i, 1]
     start, width = src_offsets[i], src_windows[i, 3] - left
-    r0, r1, c0, c1 = index[0, 0, r] - top, index[0, 1, r] - top, index[1, 0, c] - left, index[1, 1, c] - left
-    one = np.float32(1.0)
-    wx1, wy1 = weight[1, c], weight[0, r]
-    wx0 = one - wx1
-    upper = mul(src[start + r0 * width + c0], wx0) + mul(src[start + r0 * width + c1], wx1)
-    lower = mul(src[start + r1 * width + c0], wx0) + mul(src[start + r1 * width + c1], wx1)
-    return mul(upper, one - wy1) + mul(lower, wy1)
+    row0, row1 = start + (index[0, 0, r] - top) * width, start + (index[0, 1, r] - top) * width
+    c0, c1 = index[1, 0, c] - left, index[1, 1, c] - left
+    return _mix(src[row0 + c0], src[row0 + c1], src[row1 + c0], src[row1 + c1], weight[1, c], weight[0, r])
+
+
+@device_function
+def _store(out, nonzero, t, i, value):
+    """The threshold at 0 of one mask pixel."""
+    if value > 0:
+        out[t] = 1
+        nonzero[i] = 1  # every writer stores the same 1: the race is harmless
+    else:
+        out[t] = 0
 
 
 @kernel
@@ -71,27 +89,31 @@ def _logits(protos, coefs, windows, offsets, out):
 
 
 @kernel
-def _resample(src, src_windows, src_offsets, index, weight, windows, offsets, out):
+def _threshold(logits, windows, offsets, index, weight, boxes, box_offsets, out, nonzero):
+    """The mask pixels of the boxes (windows [y0, x0, y1, x1)): the logits resized to the source, thresholded."""
     t = cuda.grid(1)
     if t >= out.shape[0]:
         return
-    i, r, c = _position(windows, offsets, t)
-    out[t] = _bilinear(src, src_windows, src_offsets, i, index, weight, r, c)
+    i, y, x = _position(boxes, box_offsets, t)
+    _store(out, nonzero, t, i, _bilinear(logits, windows, offsets, i, index, weight, y, x))
 
 
 @kernel
-def _threshold(src, src_windows, src_offsets, index, weight, windows, offsets, out, nonzero):
-    """As _resample, at the source pixels of the boxes (windows [y0, x0, y1, x1)), each value thresholded at 0."""
+def _threshold_upsampled(logits, windows, offsets, up_index, up_weight, index, weight, boxes, box_offsets, out,
+                         nonzero):
+    """_threshold with the upsampling stage between: each of a pixel's four upsampled logits is computed where it
+    is read, with the same arithmetic a stored one would have had. One launch and no buffer instead of two and
+    one, for a few more reads of cached logits."""
     t = cuda.grid(1)
     if t >= out.shape[0]:
         return
-    i, y, x = _position(windows, offsets, t)
-    value = _bilinear(src, src_windows, src_offsets, i, index, weight, y, x)
-    if value > 0:
-        out[t] = 1
-        nonzero[i] = 1  # every writer stores the same 1: the race is harmless
-    else:
-        out[t] = 0
+    i, y, x = _position(boxes, box_offsets, t)
+    r0, r1, c0, c1 = index[0, 0, y], index[0, 1, y], index[1, 0, x], index[1, 1, x]
+    value = _mix(_bilinear(logits, windows, offsets, i, up_index, up_weight, r0, c0),
+                 _bilinear(logits, windows, offsets, i, up_index, up_weight, r0, c1),
+                 _bilinear(logits, windows, offsets, i, up_index, up_weight, r1, c0),
+                 _bilinear(logits, windows, offsets, i, up_index, up_weight, r1, c1), weight[1, x], weight[0, y])
+    _store(out, nonzero, t, i, value)
 
 
 def _launch(func, count: int, *args) -> None:
@@ -114,21 +136,20 @@ def _taps(out_shape: tuple[int, int], crop: tuple[int, int, int, int], proto_sha
     return taps
 
 
-def _windows(taps: dict, bounds: np.ndarray, upsample: int) -> tuple[np.ndarray, np.ndarray]:
-    """The window [r0, c0, r1, c1) of the (upsampled) prototype grid each box reads ("up"), and of the prototypes
-    themselves ("proto"; the same as "up" without upsampling). Empty boxes get empty windows."""
+def _windows(taps: dict, bounds: np.ndarray, upsample: int) -> np.ndarray:
+    """The window [r0, c0, r1, c1) of the prototype grid each box reads, through the upsampled grid when there is
+    one. Empty boxes get empty windows."""
     rows, cols = taps["rows"], taps["cols"]
     valid = (bounds[:, 2] > bounds[:, 0]) & (bounds[:, 3] > bounds[:, 1])
     safe = np.where(valid[:, None], bounds, [[0, 0, 1, 1]])
     up = np.stack([rows[0][safe[:, 1]], cols[0][safe[:, 0]], rows[1][safe[:, 3] - 1] + 1, cols[1][safe[:, 2] - 1] + 1],
                   axis=1) * valid[:, None]
     if upsample == 1:
-        return up, up
+        return up
     urows, ucols = taps["urows"], taps["ucols"]
     up_safe = np.where(valid[:, None], up, [[0, 0, 1, 1]])
-    proto = np.stack([urows[0][up_safe[:, 0]], ucols[0][up_safe[:, 1]], urows[1][up_safe[:, 2] - 1] + 1,
-                      ucols[1][up_safe[:, 3] - 1] + 1], axis=1) * valid[:, None]
-    return up, proto
+    return np.stack([urows[0][up_safe[:, 0]], ucols[0][up_safe[:, 1]], urows[1][up_safe[:, 2] - 1] + 1,
+                     ucols[1][up_safe[:, 3] - 1] + 1], axis=1) * valid[:, None]
 
 
 def masks_in_boxes_cuda(protos, coefs, bounds: np.ndarray, upsample: int, crop: tuple[int, int, int, int],
@@ -151,23 +172,22 @@ def masks_in_boxes_cuda(protos, coefs, bounds: np.ndarray, upsample: int, crop: 
     check_mask_inputs(protos.shape, coefs.shape, bounds, upsample, crop, out_shape)
     geometry = (tuple(out_shape), tuple(crop), tuple(protos.shape[1:]), upsample)
     taps, d_taps = ws.table(("taps", geometry), lambda: _upload(_taps(*geometry)))
-    up, proto = _windows(taps, bounds, upsample)
-    # every per-frame table in one upload: windows and offsets of the three stages
-    tables = [proto, box_offsets(proto), up, box_offsets(up), bounds[:, [1, 0, 3, 2]], box_offsets(bounds)]
-    d_proto, d_proto_offsets, d_up, d_up_offsets, d_bounds, d_offsets = ws.upload_many("mask tables", tables)
-    proto_offsets, up_offsets, offsets = tables[1], tables[3], tables[5]
+    proto = _windows(taps, bounds, upsample)
+    # every per-frame table in one upload: the prototype windows and the boxes, each with their offsets
+    tables = [proto, box_offsets(proto), bounds[:, [1, 0, 3, 2]], box_offsets(bounds)]
+    d_proto, d_proto_offsets, d_bounds, d_offsets = ws.upload_many("mask tables", tables)
+    proto_offsets, offsets = tables[1], tables[3]
 
     logits = ws.array("logits", int(proto_offsets[-1]), np.float32)
     _launch(_logits, logits.shape[0], protos, coefs, d_proto, d_proto_offsets, logits)
-    window = logits
-    if upsample > 1:
-        window = ws.array("upsampled", int(up_offsets[-1]), np.float32)
-        _launch(_resample, window.shape[0], logits, d_proto, d_proto_offsets, *d_taps["upsample"], d_up, d_up_offsets,
-                window)
     flat = output.array("masks", int(offsets[-1]), np.uint8)
     nonzero = output.upload("nonzero", np.zeros(len(bounds), np.uint8))
-    _launch(_threshold, flat.shape[0], window, d_up, d_up_offsets, *d_taps["source"], d_bounds, d_offsets, flat,
-            nonzero)
+    if upsample > 1:
+        _launch(_threshold_upsampled, flat.shape[0], logits, d_proto, d_proto_offsets, *d_taps["upsample"],
+                *d_taps["source"], d_bounds, d_offsets, flat, nonzero)
+    else:
+        _launch(_threshold, flat.shape[0], logits, d_proto, d_proto_offsets, *d_taps["source"], d_bounds, d_offsets,
+                flat, nonzero)
     return flat, offsets, nonzero
 
 
