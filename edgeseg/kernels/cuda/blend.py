@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from .jit import THREADS, as_device, blocks, check_masks, is_device_array, kernel
+from .jit import as_device, check_masks, is_device_array, kernel, launch
 from .workspace import Workspace, fresh
 
 
@@ -65,5 +65,5 @@ def blend_masks_cuda(frame, masks, starts: np.ndarray, boxes: np.ndarray, colors
         ws = workspace if workspace is not None else fresh()
         d_starts, d_boxes, d_colors, d_union = ws.upload_many("blend tables", [starts, boxes, colors.astype(np.int64),
                                                                                union])
-        _blend_masks[blocks(pixels), THREADS](frame, masks, d_starts, d_boxes, d_colors, int(weight), d_union)
+        launch(_blend_masks, pixels, frame, masks, d_starts, d_boxes, d_colors, int(weight), d_union)
     return frame

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from .jit import THREADS, blocks, is_device_array, kernel
+from .jit import is_device_array, kernel, launch
 
 
 @kernel
@@ -26,6 +26,5 @@ def to_float32(array):
         raise ValueError(f"network outputs must be float32 or float16, got {array.dtype}")
     flat = array.reshape(array.size)
     out = cuda.device_array(array.size, np.float32)
-    if array.size:
-        _to_float32[blocks(array.size), THREADS](flat, out)
+    launch(_to_float32, array.size, flat, out)
     return out.reshape(array.shape)

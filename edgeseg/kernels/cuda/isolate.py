@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from .jit import THREADS, as_device, blocks, check_masks, kernel, owner
+from .jit import as_device, check_masks, kernel, launch, owner
 from .workspace import Workspace, fresh
 
 MODES = {"black": 3, "transparent": 4, "mask": 1}  # output channels of each mode
@@ -70,5 +70,5 @@ def cut_outs_cuda(frame, masks, mask_starts: np.ndarray, mask_boxes: np.ndarray,
         ws = workspace if workspace is not None else fresh()
         d_starts, d_boxes, d_regions, d_pixels = ws.upload_many("cut-out tables", [mask_starts, mask_boxes, regions,
                                                                                    pixels])
-        _cut_outs[blocks(int(pixels[-1])), THREADS](frame, masks, d_starts, d_boxes, d_regions, d_pixels, channels, out)
+        launch(_cut_outs, int(pixels[-1]), frame, masks, d_starts, d_boxes, d_regions, d_pixels, channels, out)
     return out, pixels * channels

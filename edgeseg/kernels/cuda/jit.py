@@ -68,8 +68,10 @@ def owner(offsets, t):
     return lo
 
 
-def blocks(count: int) -> int:
-    return (count + THREADS - 1) // THREADS
+def launch(func, count: int, *args) -> None:
+    """func over `count` threads (one per item) in blocks of THREADS; nothing to do for none."""
+    if count:
+        func[(count + THREADS - 1) // THREADS, THREADS](*args)
 
 
 if SIMULATOR:  # the simulator's "device" arrays live in host memory; it cannot view another library's GPU memory

@@ -15,7 +15,7 @@ import numpy as np
 from numba import cuda
 
 from ..masks import box_offsets, check_mask_inputs
-from .jit import THREADS, as_device, blocks, device_function, kernel, mul, owner
+from .jit import as_device, device_function, kernel, launch, mul, owner
 from .workspace import Workspace, fresh
 
 
@@ -116,11 +116,6 @@ def _threshold_upsampled(logits, windows, offsets, up_index, up_weight, index, w
     _store(out, nonzero, t, i, value)
 
 
-def _launch(func, count: int, *args) -> None:
-    if count:
-        func[blocks(count), THREADS](*args)
-
-
 def _taps(out_shape: tuple[int, int], crop: tuple[int, int, int, int], proto_shape: tuple[int, int],
           upsample: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The bilinear taps of every source row and column ("rows", "cols"; the CPU kernel computes the same numbers
@@ -179,14 +174,14 @@ def masks_in_boxes_cuda(protos, coefs, bounds: np.ndarray, upsample: int, crop: 
     proto_offsets, offsets = tables[1], tables[3]
 
     logits = ws.array("logits", int(proto_offsets[-1]), np.float32)
-    _launch(_logits, logits.shape[0], protos, coefs, d_proto, d_proto_offsets, logits)
+    launch(_logits, logits.shape[0], protos, coefs, d_proto, d_proto_offsets, logits)
     flat = output.array("masks", int(offsets[-1]), np.uint8)
     nonzero = output.upload("nonzero", np.zeros(len(bounds), np.uint8))
     if upsample > 1:
-        _launch(_threshold_upsampled, flat.shape[0], logits, d_proto, d_proto_offsets, *d_taps["upsample"],
+        launch(_threshold_upsampled, flat.shape[0], logits, d_proto, d_proto_offsets, *d_taps["upsample"],
                 *d_taps["source"], d_bounds, d_offsets, flat, nonzero)
     else:
-        _launch(_threshold, flat.shape[0], logits, d_proto, d_proto_offsets, *d_taps["source"], d_bounds, d_offsets,
+        launch(_threshold, flat.shape[0], logits, d_proto, d_proto_offsets, *d_taps["source"], d_bounds, d_offsets,
                 flat, nonzero)
     return flat, offsets, nonzero
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from .jit import THREADS, as_device, blocks, kernel, larger, mul, smaller
+from .jit import THREADS, as_device, kernel, larger, launch, mul, smaller
 from .workspace import Workspace, fresh
 
 WORD = 64  # candidates per suppression word
@@ -114,11 +114,6 @@ def _greedy(mask, max_det, removed, keep, count, anchors, boxes, conf, cls, pred
             coefs[p, k] = pred[coef_row + k, anchors[i]]
 
 
-def _launch(func, count: int, *args) -> None:
-    if count:
-        func[blocks(count), THREADS](*args)
-
-
 def _kept(rows, coefs, count, capacity: int):
     """The kept detections on the host (xyxy, conf, cls) and their coefficients on the device, from the packed
     rows the last kernel wrote: the count, then only the rows it names, cross to the host."""
@@ -155,18 +150,18 @@ def decode_raw_cuda(pred, num_classes: int, conf_thres: float, allowed: np.ndarr
     keys, classes = ws.array("keys", capacity, np.int64), ws.array("classes", capacity, np.int64)
     scores = ws.array("scores", capacity, np.float32)
     d_allowed = ws.table(("allowed", allowed.tobytes()), lambda: cuda.to_device(allowed.view(np.uint8)))
-    _launch(_candidates, num_anchors, pred, num_classes, np.float32(conf_thres), d_allowed, multi_label, count, keys,
+    launch(_candidates, num_anchors, pred, num_classes, np.float32(conf_thres), d_allowed, multi_label, count, keys,
             classes, scores)
     found = int(count.copy_to_host()[0])  # the one wait before NMS: its launches are sized by this count
     n = min(found, max_candidates)
     anchors, conf, cls = ws.array("anchors", n, np.int64), ws.array("conf", n, np.float32), ws.array("cls", n, np.int64)
     boxes, shifted = ws.array("boxes", (n, 4), np.float32), ws.array("shifted", (n, 4), np.float32)
     areas = ws.array("areas", n, np.float32)
-    _launch(_sort, found, pred, num_classes, keys, classes, scores, found, n, np.float32(class_offset), anchors,
+    launch(_sort, found, pred, num_classes, keys, classes, scores, found, n, np.float32(class_offset), anchors,
             boxes, shifted, areas, conf, cls)
     words = (n + WORD - 1) // WORD
     mask = ws.array("mask", (n, words), np.uint64)
-    _launch(_overlaps, n * words, shifted, areas, np.float64(iou_thres), mask)
+    launch(_overlaps, n * words, shifted, areas, np.float64(iou_thres), mask)
     capacity = min(n, max_det)
     rows, coefs = ws.array("rows", (capacity, 6), np.float32), ws.array("coefs", (capacity, nm), np.float32)
     kept = ws.array("kept", 1, np.int64)
