@@ -19,7 +19,9 @@ WORD = 64  # candidates per suppression word
 
 
 @kernel
-def _candidates(pred, num_classes, conf_thres, allowed, multi_label, count, keys, classes, scores):
+def _candidates(pred, num_classes, conf_thres, allowed, multi_label, count, keys, scores):
+    """Appends each candidate's key (anchor * num_classes + class: its place in the CPU's order, and both numbers
+    in one) and score."""
     a = cuda.grid(1)
     if a >= pred.shape[1]:
         return
@@ -28,7 +30,7 @@ def _candidates(pred, num_classes, conf_thres, allowed, multi_label, count, keys
             score = pred[4 + c, a]
             if score > conf_thres and allowed[c]:
                 slot = cuda.atomic.add(count, 0, 1)
-                keys[slot], classes[slot], scores[slot] = a * num_classes + c, c, score
+                keys[slot], scores[slot] = a * num_classes + c, score
         return
     best, best_class = pred[4, a], 0
     for c in range(1, num_classes):
@@ -36,12 +38,11 @@ def _candidates(pred, num_classes, conf_thres, allowed, multi_label, count, keys
             best, best_class = pred[4 + c, a], c
     if best > conf_thres and allowed[best_class]:
         slot = cuda.atomic.add(count, 0, 1)
-        keys[slot], classes[slot], scores[slot] = a * num_classes + best_class, best_class, best
+        keys[slot], scores[slot] = a * num_classes + best_class, best
 
 
 @kernel
-def _sort(pred, num_classes, keys, classes, scores, count, limit, class_offset, anchors, boxes, shifted, areas,
-          conf, cls):
+def _sort(pred, num_classes, keys, scores, count, limit, class_offset, ranked, boxes, shifted, areas, conf):
     """Writes candidate i at its rank (score descending, key ascending), when that rank is below `limit`."""
     i = cuda.grid(1)
     if i >= count:
@@ -52,12 +53,12 @@ def _sort(pred, num_classes, keys, classes, scores, count, limit, class_offset, 
             rank += 1
     if rank >= limit:
         return
-    a = key // num_classes
+    a, c = key // num_classes, key % num_classes
     half_w, half_h = pred[2, a] / np.float32(2.0), pred[3, a] / np.float32(2.0)
     x1, y1, x2, y2 = pred[0, a] - half_w, pred[1, a] - half_h, pred[0, a] + half_w, pred[1, a] + half_h
-    shift = mul(np.float32(classes[i]), class_offset)
+    shift = mul(np.float32(c), class_offset)
     sx1, sy1, sx2, sy2 = x1 + shift, y1 + shift, x2 + shift, y2 + shift
-    anchors[rank], conf[rank], cls[rank] = a, score, classes[i]
+    ranked[rank], conf[rank] = key, score
     boxes[rank, 0], boxes[rank, 1], boxes[rank, 2], boxes[rank, 3] = x1, y1, x2, y2
     shifted[rank, 0], shifted[rank, 1], shifted[rank, 2], shifted[rank, 3] = sx1, sy1, sx2, sy2
     areas[rank] = mul(sx2 - sx1, sy2 - sy1)
@@ -84,7 +85,7 @@ def _overlaps(boxes, areas, iou_thres, mask):
 
 
 @kernel
-def _greedy(mask, max_det, removed, keep, count, anchors, boxes, conf, cls, pred, coef_row, rows, coefs):
+def _greedy(mask, max_det, removed, keep, count, ranked, boxes, conf, pred, num_classes, rows, coefs):
     """One block. Thread 0 walks the sorted candidates as the CPU kernel does; then the block gathers the kept
     ones: rows[p] = [x1, y1, x2, y2, conf, class] and coefs[p] of the p-th kept detection."""
     t = cuda.threadIdx.x
@@ -107,11 +108,12 @@ def _greedy(mask, max_det, removed, keep, count, anchors, boxes, conf, cls, pred
     cuda.syncthreads()
     for p in range(t, count[0], cuda.blockDim.x):
         i = keep[p]
+        a, c = ranked[i] // num_classes, ranked[i] % num_classes
         for k in range(4):
             rows[p, k] = boxes[i, k]
-        rows[p, 4], rows[p, 5] = conf[i], np.float32(cls[i])
+        rows[p, 4], rows[p, 5] = conf[i], np.float32(c)
         for k in range(coefs.shape[1]):
-            coefs[p, k] = pred[coef_row + k, anchors[i]]
+            coefs[p, k] = pred[4 + num_classes + k, a]
 
 
 def _kept(rows, coefs, count, capacity: int):
@@ -147,18 +149,17 @@ def decode_raw_cuda(pred, num_classes: int, conf_thres: float, allowed: np.ndarr
     multi_label = bool(multi_label and num_classes > 1)
     capacity = num_anchors * (num_classes if multi_label else 1)
     count = ws.upload("count", np.zeros(1, np.int64))
-    keys, classes = ws.array("keys", capacity, np.int64), ws.array("classes", capacity, np.int64)
-    scores = ws.array("scores", capacity, np.float32)
+    keys, scores = ws.array("keys", capacity, np.int64), ws.array("scores", capacity, np.float32)
     d_allowed = ws.table(("allowed", allowed.tobytes()), lambda: cuda.to_device(allowed.view(np.uint8)))
     launch(_candidates, num_anchors, pred, num_classes, np.float32(conf_thres), d_allowed, multi_label, count, keys,
-            classes, scores)
+           scores)
     found = int(count.copy_to_host()[0])  # the one wait before NMS: its launches are sized by this count
     n = min(found, max_candidates)
-    anchors, conf, cls = ws.array("anchors", n, np.int64), ws.array("conf", n, np.float32), ws.array("cls", n, np.int64)
-    boxes, shifted = ws.array("boxes", (n, 4), np.float32), ws.array("shifted", (n, 4), np.float32)
+    ranked, conf = ws.array("ranked", n, np.int64), ws.array("conf", n, np.float32)
     areas = ws.array("areas", n, np.float32)
-    launch(_sort, found, pred, num_classes, keys, classes, scores, found, n, np.float32(class_offset), anchors,
-            boxes, shifted, areas, conf, cls)
+    boxes, shifted = ws.array("boxes", (n, 4), np.float32), ws.array("shifted", (n, 4), np.float32)
+    launch(_sort, found, pred, num_classes, keys, scores, found, n, np.float32(class_offset), ranked, boxes, shifted,
+           areas, conf)
     words = (n + WORD - 1) // WORD
     mask = ws.array("mask", (n, words), np.uint64)
     launch(_overlaps, n * words, shifted, areas, np.float64(iou_thres), mask)
@@ -167,7 +168,7 @@ def decode_raw_cuda(pred, num_classes: int, conf_thres: float, allowed: np.ndarr
     kept = ws.array("kept", 1, np.int64)
     if n:
         _greedy[1, THREADS](mask, max_det, ws.array("removed", words, np.uint64), ws.array("keep", capacity, np.int64),
-                            kept, anchors, boxes, conf, cls, pred, 4 + num_classes, rows, coefs)
+                            kept, ranked, boxes, conf, pred, num_classes, rows, coefs)
     return _kept(rows, coefs, kept, capacity)
 
 
