@@ -117,34 +117,31 @@ def _threshold_upsampled(logits, windows, offsets, up_index, up_weight, index, w
 
 
 def _taps(out_shape: tuple[int, int], crop: tuple[int, int, int, int], proto_shape: tuple[int, int],
-          upsample: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The bilinear taps of every source row and column ("rows", "cols"; the CPU kernel computes the same numbers
-    per box) and, with upsample > 1, of every row and column of the upsampled prototypes ("urows", "ucols")."""
+          upsample: int) -> dict[str, tuple[tuple, tuple]]:
+    """The bilinear taps (linear_taps) of the rows and columns of each resampling stage: "source", every source
+    pixel's (the CPU kernel computes the same numbers per box), and with upsample > 1 "upsample", every row and
+    column of the upsampled prototypes'."""
     out_h, out_w = out_shape
     top, left, bottom, right = crop
-    taps = {"rows": linear_taps(out_h, np.float32(bottom - top) / np.float32(out_h), bottom - top, top),
-            "cols": linear_taps(out_w, np.float32(right - left) / np.float32(out_w), right - left, left)}
+    taps = {"source": (linear_taps(out_h, np.float32(bottom - top) / np.float32(out_h), bottom - top, top),
+                       linear_taps(out_w, np.float32(right - left) / np.float32(out_w), right - left, left))}
     if upsample > 1:
         scale_up = np.float32(1.0 / upsample)
-        taps["urows"] = linear_taps(proto_shape[0] * upsample, scale_up, proto_shape[0], 0)
-        taps["ucols"] = linear_taps(proto_shape[1] * upsample, scale_up, proto_shape[1], 0)
+        taps["upsample"] = (linear_taps(proto_shape[0] * upsample, scale_up, proto_shape[0], 0),
+                            linear_taps(proto_shape[1] * upsample, scale_up, proto_shape[1], 0))
     return taps
 
 
-def _windows(taps: dict, bounds: np.ndarray, upsample: int) -> np.ndarray:
-    """The window [r0, c0, r1, c1) of the prototype grid each box reads, through the upsampled grid when there is
-    one. Empty boxes get empty windows."""
-    rows, cols = taps["rows"], taps["cols"]
-    valid = (bounds[:, 2] > bounds[:, 0]) & (bounds[:, 3] > bounds[:, 1])
-    safe = np.where(valid[:, None], bounds, [[0, 0, 1, 1]])
-    up = np.stack([rows[0][safe[:, 1]], cols[0][safe[:, 0]], rows[1][safe[:, 3] - 1] + 1, cols[1][safe[:, 2] - 1] + 1],
-                  axis=1) * valid[:, None]
-    if upsample == 1:
-        return up
-    urows, ucols = taps["urows"], taps["ucols"]
-    up_safe = np.where(valid[:, None], up, [[0, 0, 1, 1]])
-    return np.stack([urows[0][up_safe[:, 0]], ucols[0][up_safe[:, 1]], urows[1][up_safe[:, 2] - 1] + 1,
-                     ucols[1][up_safe[:, 3] - 1] + 1], axis=1) * valid[:, None]
+def _prototype_windows(taps: dict, boxes: np.ndarray) -> np.ndarray:
+    """The window [r0, c0, r1, c1) of the prototype grid each box [y0, x0, y1, x1) reads, through each resampling
+    stage in turn. Empty boxes get empty windows."""
+    valid = ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))[:, None]
+    window = boxes
+    for rows, cols in taps.values():  # "source" first: its taps read the upsampled grid, whose taps read the prototypes
+        safe = np.where(valid, window, [[0, 0, 1, 1]])
+        window = np.stack([rows[0][safe[:, 0]], cols[0][safe[:, 1]], rows[1][safe[:, 2] - 1] + 1,
+                           cols[1][safe[:, 3] - 1] + 1], axis=1) * valid
+    return window
 
 
 def masks_in_boxes_cuda(protos, coefs, bounds: np.ndarray, upsample: int, crop: tuple[int, int, int, int],
@@ -167,9 +164,10 @@ def masks_in_boxes_cuda(protos, coefs, bounds: np.ndarray, upsample: int, crop: 
     check_mask_inputs(protos.shape, coefs.shape, bounds, upsample, crop, out_shape)
     geometry = (tuple(out_shape), tuple(crop), tuple(protos.shape[1:]), upsample)
     taps, d_taps = ws.table(("taps", geometry), lambda: _upload(_taps(*geometry)))
-    proto = _windows(taps, bounds, upsample)
+    boxes = bounds[:, [1, 0, 3, 2]]  # [y0, x0, y1, x1): rows first, as the windows
+    proto = _prototype_windows(taps, boxes)
     # every per-frame table in one upload: the prototype windows and the boxes, each with their offsets
-    tables = [proto, box_offsets(proto), bounds[:, [1, 0, 3, 2]], box_offsets(bounds)]
+    tables = [proto, box_offsets(proto), boxes, box_offsets(boxes)]
     d_proto, d_proto_offsets, d_bounds, d_offsets = ws.upload_many("mask tables", tables)
     proto_offsets, offsets = tables[1], tables[3]
 
@@ -187,16 +185,13 @@ def masks_in_boxes_cuda(protos, coefs, bounds: np.ndarray, upsample: int, crop: 
 
 
 def _upload(taps: dict) -> tuple[dict, dict]:
-    """(host taps, the same on the device): for each resampling stage ("source", and "upsample" when there is
-    one), the taps of its rows and columns packed as the kernels take them (see _bilinear), two arguments instead
-    of six, since Numba's launch costs microseconds per array argument."""
+    """(host taps, the same on the device): each stage's taps of rows and columns packed as the kernels take them
+    (see _bilinear), two arguments instead of six, since Numba's launch costs microseconds per array argument."""
     device = {}
-    for stage, (rows, cols) in {"source": ("rows", "cols"), "upsample": ("urows", "ucols")}.items():
-        if rows not in taps:
-            continue
-        size = max(len(taps[rows][0]), len(taps[cols][0]))
+    for stage, axes in taps.items():
+        size = max(len(i0) for i0, _, _ in axes)
         index, weight = np.zeros((2, 2, size), np.int64), np.zeros((2, size), np.float32)
-        for axis, (i0, i1, w1) in enumerate((taps[rows], taps[cols])):
+        for axis, (i0, i1, w1) in enumerate(axes):
             index[axis, 0, : len(i0)], index[axis, 1, : len(i1)], weight[axis, : len(w1)] = i0, i1, w1
         device[stage] = (cuda.to_device(index), cuda.to_device(weight))
     return taps, device
