@@ -79,8 +79,8 @@ def _device_masks(masks: Masks | DeviceMasks) -> tuple[Any, np.ndarray, np.ndarr
     boxes = np.array([[x0, y0, x0 + c.shape[1], y0 + c.shape[0]] for c, (x0, y0) in zip(masks.crops, masks.origins)],
                      np.int64).reshape(-1, 4)
     starts = box_offsets(boxes)[:-1]
-    flat = np.concatenate([c.ravel() for c in masks.crops]) if len(boxes) else np.zeros(1, np.uint8)
-    return upload(flat if flat.size else np.zeros(1, np.uint8)), starts, boxes
+    flat = np.concatenate([c.ravel() for c in masks.crops]) if len(boxes) else np.zeros(0, np.uint8)
+    return upload(flat if flat.size else np.zeros(1, np.uint8)), starts, boxes  # never an empty device buffer
 
 
 def isolate_cuda(result: Results, frame: Any = None, background: str = "black", crop: bool = True,
@@ -93,7 +93,7 @@ def isolate_cuda(result: Results, frame: Any = None, background: str = "black", 
     cut-outs before their copy to the host (fresh buffers if None).
     """
     from .gpu import upload
-    from .kernels.cuda.isolate import cut_outs_cuda
+    from .kernels.cuda.isolate import MODES, cut_outs_cuda
 
     options = IsolateOptions(background, crop, "mask")
     if len(result) == 0:  # nothing to cut out: not even the frame goes up
@@ -104,8 +104,7 @@ def isolate_cuda(result: Results, frame: Any = None, background: str = "black", 
     frame = upload(result.orig_img) if frame is None else frame
     flat, offsets = cut_outs_cuda(frame, flat_masks, starts, boxes, regions, options.background, workspace,
                                   workspace if to_host else None)
-    channels = 3 if options.background == "black" else 4
-    shapes = [(int(y1 - y0), int(x1 - x0), channels) for x0, y0, x1, y1 in regions]
+    shapes = [(int(y1 - y0), int(x1 - x0), MODES[options.background]) for x0, y0, x1, y1 in regions]
     if not to_host:
         return [flat[offsets[i] : offsets[i + 1]].reshape(*s) for i, s in enumerate(shapes)]
     host = flat.copy_to_host() if flat.shape[0] else np.zeros(0, np.uint8)

@@ -265,7 +265,7 @@ class Results:
             from .postprocess_cuda import isolate_cuda
 
             return isolate_cuda(self, background=options.background, crop=options.crop)
-        self.require_host_masks(f"isolate(source={source!r})" if isinstance(self.masks, DeviceMasks) else "isolate")
+        self.require_host_masks(f"isolate(source={source!r})")
         return isolate(self, background, crop, source)
 
     def save_isolated(self, folder: str | Path, background: str = "black", crop: bool = True, source: str = "mask",
