@@ -233,20 +233,21 @@ class Segmenter:
         if self._gpu is not None:
             det, protos = self._gpu.to_device(det), self._gpu.to_device(protos)
         for k, ((path, image), lb) in enumerate(zip(batch, letterboxes)):
-            if self._gpu is not None:
-                boxes, masks = self._gpu(det[k], protos[k], lb)
-                results.append(Results(image, path, self.names, boxes, masks))
-                continue
-            pred = det[k].astype(np.float32, copy=False)
-            found = decode_end2end(pred, self.config) if self.end2end else decode_raw(pred, self.num_classes, self.config)
-            boxes, masks = to_source(found, protos[k].astype(np.float32, copy=False), lb)
-            results.append(Results(image, path, self.names, boxes, masks))
+            results.append(Results(image, path, self.names, *self._postprocess(det[k], protos[k], lb)))
         n = len(batch)
         speed = {"preprocess": pre_ms / n, "inference": infer_ms / n,
                  "postprocess": (time.perf_counter() - t0) * 1e3 / n}
         for r in results:
             r.speed = dict(speed)
         return results
+
+    def _postprocess(self, det: Any, protos: Any, letterbox: Any) -> tuple:
+        """One image's network outputs -> (Boxes, Masks): on the GPU path (device arrays), or with the CPU kernels."""
+        if self._gpu is not None:
+            return self._gpu(det, protos, letterbox)
+        pred = det.astype(np.float32, copy=False)
+        found = decode_end2end(pred, self.config) if self.end2end else decode_raw(pred, self.num_classes, self.config)
+        return to_source(found, protos.astype(np.float32, copy=False), letterbox)
 
     def stream_pipelined(self, frames: Iterable[tuple[str | None, np.ndarray]], depth: int = 2) -> Iterator[Results]:
         """Like stream, for long sequences such as video: (name, BGR image) pairs in, Results out in the same
@@ -340,10 +341,8 @@ class Segmenter:
             pred[:4, 0] = (w / 2, h / 2, w / 4, h / 4)
             pred[4 : 4 + self.num_classes, 0] = 1.0
         if self._gpu is not None:
-            self._gpu(self._gpu.to_device(pred), self._gpu.to_device(protos), letterbox)
-            return
-        found = decode_end2end(pred, self.config) if self.end2end else decode_raw(pred, self.num_classes, self.config)
-        to_source(found, protos, letterbox)
+            pred, protos = self._gpu.to_device(pred), self._gpu.to_device(protos)
+        self._postprocess(pred, protos, letterbox)
 
     def close(self) -> None:
         self.backend.close()
