@@ -80,6 +80,18 @@ class FrameSource:
             self._frames = self._generate()
         return next(self._frames)
 
+    def _image(self, item: Any, label: str, read: Callable[[Any], Any] | None = None) -> np.ndarray | None:
+        """`item` (or read(item)) as a BGR uint8 image, counted in frames_read; or None when it is not one, skipped
+        with a warning and counted in frames_corrupt: one bad file or item never ends the sequence."""
+        try:
+            image = to_bgr(item if read is None else read(item), label)
+        except SourceError as e:
+            self.frames_corrupt += 1
+            log.warning(f"skipped: {e}")
+            return None
+        self.frames_read += 1
+        return image
+
     def stats(self) -> dict[str, int]:
         return {"frames_read": self.frames_read, "frames_dropped": self.frames_dropped,
                 "frames_corrupt": self.frames_corrupt, "reconnects": self.reconnects}
@@ -113,14 +125,9 @@ class ImageSource(FrameSource):
     def _generate(self) -> Iterator[Frame]:
         for k, item in enumerate(self._items):
             label = f"array {k}" if isinstance(item, np.ndarray) else item
-            try:
-                image = to_bgr(item if isinstance(item, np.ndarray) else read_image(item), label)
-            except SourceError as e:
-                self.frames_corrupt += 1
-                log.warning(f"skipped: {e}")
-                continue
-            self.frames_read += 1
-            yield Frame(image, k, label)
+            image = self._image(item, label, None if isinstance(item, np.ndarray) else read_image)
+            if image is not None:
+                yield Frame(image, k, label)
 
 
 class IterableSource(FrameSource):
@@ -133,14 +140,9 @@ class IterableSource(FrameSource):
 
     def _generate(self) -> Iterator[Frame]:
         for k, item in enumerate(self._images):
-            try:
-                image = to_bgr(item, f"{self.name} frame {k}")
-            except SourceError as e:
-                self.frames_corrupt += 1
-                log.warning(f"skipped: {e}")
-                continue
-            self.frames_read += 1
-            yield Frame(image, k, self.name, k * 1000.0 / self.fps if self.fps else None, self.fps)
+            image = self._image(item, f"{self.name} frame {k}")
+            if image is not None:
+                yield Frame(image, k, self.name, k * 1000.0 / self.fps if self.fps else None, self.fps)
 
 
 class PushSource(FrameSource):
