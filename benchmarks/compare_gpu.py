@@ -21,8 +21,8 @@ import numpy as np
 
 from edgeseg.config import PredictConfig
 from edgeseg.errors import CudaError
-from edgeseg.letterbox import Letterbox
-from edgeseg.postprocess import decode_raw, to_source
+from edgeseg.inputs.letterbox import Letterbox
+from edgeseg.postprocess.cpu import decode_raw, to_source
 
 
 def synthetic_head(objects: int, imgsz: int, nc: int = 80, nm: int = 32, seed: int = 0):
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
 
-    from edgeseg.gpu import require_cuda, simulated
+    from edgeseg.postprocess.gpu import require_cuda, simulated
 
     try:
         cuda = require_cuda(args.device_id)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     from ultralytics.utils.ops import process_mask_native, scale_boxes
 
     from edgeseg.kernels.cuda.workspace import Workspace
-    from edgeseg.postprocess_cuda import decode_raw_cuda, isolate_cuda, to_source_cuda
+    from edgeseg.postprocess.cuda import decode_raw_cuda, isolate_cuda, to_source_cuda
     from edgeseg.results import Results
 
     cfg = PredictConfig()

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from edgeseg.results import Boxes, Masks, Results
-from edgeseg.synthetic import NAMES, make_scene
+from edgeseg.app.synthetic import NAMES, make_scene
 
 CASES = [(bg, crop) for crop in (True, False) for bg in ("black", "transparent")]
 

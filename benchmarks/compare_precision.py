@@ -6,7 +6,7 @@
 The models are made here from shared/models/shapes11n-seg.pt by edgeseg_export at 320x320: float32 and half
 (edgeseg_export.to_onnx), and quantize_int8 of the float32 one for each calibration method asked for.
 
-Calibration: by default on synthetic scenes drawn for this run (edgeseg.synthetic, the distribution the model was
+Calibration: by default on synthetic scenes drawn for this run (edgeseg.app.synthetic, the distribution the model was
 trained on, other seeds than the evaluation split's). `--calib val` calibrates on the evaluation images themselves,
 which flatters INT8: its activation ranges are then fitted to the very images it is scored on.
 
@@ -34,8 +34,8 @@ import cv2
 from scenes import SHARED
 
 from edgeseg import Segmenter
-from edgeseg.files import write_bytes
-from edgeseg.synthetic import make_scene
+from edgeseg.outputs.files import write_bytes
+from edgeseg.app.synthetic import make_scene
 from edgeseg_export.accuracy import mask_map
 from edgeseg_export.quantize import METHODS, quantize_int8
 from edgeseg_export.to_onnx import OnnxOptions, export_onnx

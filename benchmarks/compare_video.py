@@ -27,9 +27,9 @@ import cv2
 from scenes import MODEL
 
 from edgeseg import Segmenter, Tracker, process_video
-from edgeseg.annotate import BoxAnnotator, LabelAnnotator, MaskAnnotator, compose
-from edgeseg.synthetic import panning_frames
-from edgeseg.video_writer import VideoWriter
+from edgeseg.outputs.annotate import BoxAnnotator, LabelAnnotator, MaskAnnotator, compose
+from edgeseg.app.synthetic import panning_frames
+from edgeseg.outputs.video_writer import VideoWriter
 
 SIZE = (1920, 1080)
 FPS = 30.0

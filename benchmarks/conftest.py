@@ -13,8 +13,8 @@ import pytest
 from scenes import MODEL, SCENES, Scene
 
 from edgeseg import Segmenter
-from edgeseg.letterbox import Letterbox
-from edgeseg.postprocess import Detections, decode_raw
+from edgeseg.inputs.letterbox import Letterbox
+from edgeseg.postprocess.cpu import Detections, decode_raw
 
 
 @dataclass(frozen=True)

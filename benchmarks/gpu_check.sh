@@ -51,7 +51,7 @@ print(*(f'{p} {m.version(p)}' for p in ('numba', 'numba-cuda', 'torch', 'onnxrun
     echo "== compare_gpu.py"
     python3 benchmarks/compare_gpu.py "${compare[@]}" 2>&1 | tee "$OUT/compare_gpu.txt"; echo "compare rc=$?"
     echo "== edgeseg benchmark --devices cpu,cuda"
-    python3 -m edgeseg.cli benchmark --model edgeseg/assets/shapes11n-seg-320.onnx --devices cpu,cuda --providers cpu \
+    python3 -m edgeseg.app.cli benchmark --model edgeseg/assets/shapes11n-seg-320.onnx --devices cpu,cuda --providers cpu \
       --no-startup --quiet --out "$OUT/bench" "${bench[@]}" 2>&1; echo "benchmark rc=$?"
     [ -f "$OUT/bench/benchmark.json" ] && mv "$OUT/bench/benchmark.json" "$OUT/benchmark.json" && rm -rf "$OUT/bench"
   } 2>&1 | tee "$OUT/gpu_check.log"

@@ -1,4 +1,4 @@
-"""The benchmark cases: seeded synthetic scenes (edgeseg.synthetic) and the model they are timed on.
+"""The benchmark cases: seeded synthetic scenes (edgeseg.app.synthetic) and the model they are timed on.
 
 The shapes are the five classes the test model shapes11n-seg was trained on (circle, rectangle,
 triangle, hexagon, star). Objects are spread over a jittered grid so that "many" scenes stay

@@ -15,7 +15,7 @@ import pytest
 import torch
 from scenes import MODEL, SCENES, Scene
 
-from edgeseg.postprocess import decode_raw, to_source
+from edgeseg.postprocess.cpu import decode_raw, to_source
 
 
 def _describe(benchmark, scene: Scene, found: int | None = None, **extra) -> None:

@@ -23,17 +23,17 @@ from .segmenter import Segmenter
 __version__ = "0.1.0"
 
 # Video, tracking and drawing load on first use: a process that segments images never pays for their imports,
-# part of the time to its first result (edgeseg.benchmark.startup measures it).
+# part of the time to its first result (edgeseg.app.benchmark.startup measures it).
 _LAZY = {
-    "VideoReport": "process_video", "process_video": "process_video", "Tracker": "tracking",
-    "TrackerConfig": "tracking", "open_source": "video", "fill_polygons": "kernels.raster",
+    "VideoReport": "app.process_video", "process_video": "app.process_video", "Tracker": "tracking",
+    "TrackerConfig": "tracking", "open_source": "inputs.source", "fill_polygons": "kernels.raster",
 }
 
 if TYPE_CHECKING:
     from .kernels.raster import fill_polygons
-    from .process_video import VideoReport, process_video
+    from .app.process_video import VideoReport, process_video
     from .tracking import Tracker, TrackerConfig
-    from .video import open_source
+    from .inputs.source import open_source
 
 
 def __getattr__(name: str):

@@ -8,12 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .errors import ConfigError
+import numpy as np
 
-# Ultralytics' non_max_suppression constants: candidates kept before NMS, and the per-class box
-# offset that keeps classes apart in class-aware NMS.
-MAX_NMS_CANDIDATES = 30000
-MAX_WH = 7680
+from .errors import ConfigError
 
 CUDNN_CONV_ALGO_SEARCH = ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")
 DEVICES = ("cpu", "cuda")  # where post-processing runs
@@ -95,7 +92,7 @@ class PredictConfig:
     batch: int = 1
     providers: str | tuple[str, ...] = "auto"
     provider_options: ProviderOptions = field(default_factory=ProviderOptions)  # a mapping is accepted too
-    # where post-processing runs: "cpu" (Numba kernels) or "cuda" (numba.cuda kernels, edgeseg.postprocess_cuda;
+    # where post-processing runs: "cpu" (Numba kernels) or "cuda" (numba.cuda kernels, edgeseg.postprocess.cuda;
     # CudaError when there is no usable GPU, never a fallback)
     device: str = "cpu"
     device_results: bool = False  # device="cuda" only: leave the masks on the GPU (DeviceMasks) instead of copying
@@ -168,6 +165,35 @@ def parse_imgsz(value: Any) -> tuple[int, int] | None:
     ):
         raise ConfigError(f"imgsz must be a positive integer or (h, w), got {value!r}")
     return int(value[0]), int(value[1])
+
+
+ISOLATE_BACKGROUNDS = ("black", "transparent")
+ISOLATE_SOURCES = ("mask", "contour")
+
+
+@dataclass(frozen=True)
+class IsolateOptions:
+    """How to cut objects out: on black or transparent, cropped to the box or full frame, from the mask
+    or from the rasterized outline (the contour recipe)."""
+
+    background: str = "black"
+    crop: bool = True
+    source: str = "mask"
+
+    def __post_init__(self) -> None:
+        if self.background not in ISOLATE_BACKGROUNDS:
+            raise ConfigError(f"background must be one of {', '.join(ISOLATE_BACKGROUNDS)}, got {self.background!r}")
+        if self.source not in ISOLATE_SOURCES:
+            raise ConfigError(f"source must be one of {', '.join(ISOLATE_SOURCES)}, got {self.source!r}")
+        if not isinstance(self.crop, bool):
+            raise ConfigError(f"crop must be true or false, got {self.crop!r}")
+
+    def regions(self, xyxy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """(N, 4) int64 [x1, y1, x2, y2) each cut-out covers in a frame of `shape` (h, w): the box as the classic
+        recipe makes it, box.astype(int) (truncated; boxes are >= 0), or the whole frame."""
+        if not self.crop:
+            return np.tile(np.array([0, 0, shape[1], shape[0]], np.int64), (len(xyxy), 1))
+        return np.trunc(xyxy).astype(np.int64).reshape(-1, 4)
 
 
 def settings_from_mapping(cls: Any, data: Mapping[str, Any] | None, where: str) -> Any:

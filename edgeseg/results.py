@@ -122,7 +122,7 @@ class Masks:
 
     def contours(self, strategy: str = "largest") -> list[np.ndarray]:
         """Each object's outline, (K, 2) float32 source pixels, traced on its crop: see contours.object_polygon."""
-        from .contours import object_polygon
+        from .outputs.contours import object_polygon
 
         return [object_polygon(crop, origin, strategy) for crop, origin in zip(self.crops, self.origins)]
 
@@ -251,50 +251,31 @@ class Results:
         h, w = self.orig_shape
         return f"Results({self.path or 'array'}, {w}x{h}: {what})"
 
+    @property
+    def masks_on_device(self) -> bool:
+        """True when the masks were left on the GPU (DeviceMasks)."""
+        return isinstance(self.masks, DeviceMasks)
+
+    # Output methods: one-line delegates into edgeseg.outputs, imported where they are called, so that this module
+    # imports nothing from the modules that use it.
     def isolate(self, background: str = "black", crop: bool = True, source: str = "mask") -> list[np.ndarray]:
         """Each object cut out of orig_img: (h, w, 3) BGR on black or (h, w, 4) BGRA on transparent, cropped
         to its integer box or full-frame; `source="contour"` fills the outline (masks.xy) instead of the mask.
+        See outputs.isolate.isolate (masks left on the GPU are cut out there)."""
+        from .outputs.isolate import isolate
 
-        With the masks left on the GPU (device_results=True), source "mask" is cut out on the GPU
-        (postprocess_cuda.isolate_cuda): the masks stay there and only the cut-outs, the images asked for, come
-        to the host. Outlines need the masks on the host (results.to_host())."""
-        from .isolate import IsolateOptions, isolate
-
-        options = IsolateOptions(background, crop, source)
-        if isinstance(self.masks, DeviceMasks) and options.source == "mask":
-            from .postprocess_cuda import isolate_cuda
-
-            return isolate_cuda(self, background=options.background, crop=options.crop)
-        self.require_host_masks(f"isolate(source={source!r})")
         return isolate(self, background, crop, source)
 
     def save_isolated(self, folder: str | Path, background: str = "black", crop: bool = True, source: str = "mask",
                       save_mask: bool = False, save_crop: bool = False, stem: str | None = None) -> list[Path]:
-        """Writes each cut-out as `{stem}_{label}-{index}.png` in `folder` (see isolate.save_isolated)."""
-        from .isolate import save_isolated
+        """Writes each cut-out as `{stem}_{label}-{index}.png` in `folder` (see outputs.isolate.save_isolated)."""
+        from .outputs.isolate import save_isolated
 
-        self.require_host_masks("save_isolated")
         return save_isolated(self, folder, background, crop, source, save_mask, save_crop, stem)
 
     def to_coco(self, image_id: int | str | None = None, category_ids: Sequence[int] | None = None) -> list[dict]:
         """COCO results: one dict per object with image_id, category_id, bbox [x, y, w, h], score and
-        segmentation as compressed RLE. `category_ids[cls]` maps classes to dataset ids (default: cls)."""
-        from .coco import encode_rle
+        segmentation as compressed RLE (see outputs.coco.to_coco)."""
+        from .outputs.coco import to_coco
 
-        self.require_host_masks("to_coco")
-        if image_id is None:
-            image_id = Path(self.path).stem if self.path else 0
-            image_id = int(image_id) if isinstance(image_id, str) and image_id.isdigit() else image_id
-        xywh = self.boxes.xyxy.astype(np.float64)
-        xywh[:, 2:] -= xywh[:, :2]
-        out = []
-        for k in range(len(self)):
-            cls = int(self.boxes.cls[k])
-            out.append({
-                "image_id": image_id,
-                "category_id": int(category_ids[cls]) if category_ids is not None else cls,
-                "bbox": [round(float(v), 3) for v in xywh[k]],
-                "score": round(float(self.boxes.conf[k]), 5),
-                "segmentation": encode_rle(self.masks.crops[k], self.masks.origins[k], self.orig_shape),
-            })
-        return out
+        return to_coco(self, image_id, category_ids)

@@ -4,7 +4,7 @@
     python export/make_demo_model.py --train --epochs 60                                # data, training, export (hours on a CPU)
     python export/make_demo_model.py --write-data runs/shapes-data                      # only the dataset
 
---train writes a synthetic dataset with edgeseg.synthetic in Ultralytics' YOLO-seg layout (with the
+--train writes a synthetic dataset with edgeseg.app.synthetic in Ultralytics' YOLO-seg layout (with the
 defaults, --seed 1 and 600 + 120 images of 320x320, it is the very dataset the shared model was
 trained on, image for image), trains YOLO("yolo11n-seg.yaml") on it from scratch (or further from
 --checkpoint), then exports the best weights. Needs the export extra: pip install -e ".[dev]".
@@ -22,8 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeseg.files import write_bytes
-from edgeseg.synthetic import NAMES, make_scene
+from edgeseg.outputs.files import write_bytes
+from edgeseg.app.synthetic import NAMES, make_scene
 
 REPO = Path(__file__).resolve().parents[1]
 ASSET = REPO / "edgeseg" / "assets" / "shapes11n-seg-320.onnx"

@@ -23,10 +23,11 @@ from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, Q
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edgeseg.errors import EdgesegError, ExportError, ModelFormatError, ModelNotFoundError, SourceError
-from edgeseg.files import write_bytes
-from edgeseg.metadata import ModelMetadata
-from edgeseg.preprocess import Preprocessor
-from edgeseg.sources import IMAGE_SUFFIXES, iter_images
+from edgeseg.outputs.files import write_bytes
+from edgeseg.model.metadata import ModelMetadata
+from edgeseg.inputs.preprocess import Preprocessor
+from edgeseg.inputs.frames import ImageSource
+from edgeseg.inputs.images import IMAGE_SUFFIXES
 
 from .to_onnx import check_writable
 
@@ -144,8 +145,8 @@ class LetterboxReader(CalibrationDataReader):
         return next(self._batches, None)
 
     def _iterate(self, files: list[Path]) -> Iterator[dict[str, np.ndarray]]:
-        images = iter_images([str(f) for f in files])
-        while chunk := [image for _, image in islice(images, self.batch)]:
+        images = (frame.image for frame in ImageSource([str(f) for f in files], strict=True))
+        while chunk := list(islice(images, self.batch)):
             tensor, _ = self._pre(chunk)
             yield {self.name: tensor.copy()}  # the Preprocessor reuses its buffer on the next call
 

@@ -4,7 +4,7 @@ runtime letterboxes them), workspace limit, a dynamic-shape profile, a timing ca
     build_engine("yolo11n-seg.onnx", "yolo11n-seg.engine", half=True)
 
 Writes the engine (to a temporary name, then renamed) and `{engine}.json`, the ONNX model's metadata for the
-runtime (edgeseg.backends.tensorrt reads it). Every argument is checked before TensorRT is imported, so a bad
+runtime (edgeseg.model.backends.tensorrt reads it). Every argument is checked before TensorRT is imported, so a bad
 call fails in a second, on any machine, and not after minutes of building.
 """
 
@@ -20,7 +20,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from edgeseg.backends.tensorrt import (
+from edgeseg.model.backends.tensorrt import (
     ENGINE_SUFFIXES,
     CudaRuntime,
     import_tensorrt,
@@ -30,9 +30,9 @@ from edgeseg.backends.tensorrt import (
     write_sidecar,
 )
 from edgeseg.errors import EdgesegError, ExportError, ModelFormatError, ModelNotFoundError, SourceError
-from edgeseg.files import write_bytes
-from edgeseg.preprocess import Preprocessor
-from edgeseg.sources import iter_images
+from edgeseg.outputs.files import write_bytes
+from edgeseg.inputs.preprocess import Preprocessor
+from edgeseg.inputs.images import read_image, to_bgr
 
 log = logging.getLogger("edgeseg")
 
@@ -274,7 +274,7 @@ class CalibrationBatches:
         batch: list[np.ndarray] = []
         for path in self.files:
             try:
-                _, image = next(iter_images([path]))
+                image = to_bgr(read_image(str(path)), str(path))
             except SourceError as e:
                 log.warning("calibration: skipping %s", e)
                 self.skipped.append(path)

@@ -156,12 +156,13 @@ def verify(exported: str | Path, checkpoint: str | Path, images: Iterable[str | 
     from ultralytics import YOLO
 
     from edgeseg import Segmenter
-    from edgeseg.sources import expand_source, iter_images
+    from edgeseg.inputs.frames import ImageSource
+    from edgeseg.inputs.images import expand_source
 
     if precision not in TOLERANCES:
         raise ExportError(f"precision must be one of {', '.join(TOLERANCES)}, got {precision!r}")
     items = expand_source(list(images) if images is not None else (default_images() or _no_images()))[:max_images]
-    frames = [image for _, image in iter_images(items)]
+    frames = [frame.image for frame in ImageSource(items, strict=True)]
     with Segmenter(exported, conf=conf, iou=iou) as seg:
         yolo = YOLO(str(checkpoint))
         torch_model = yolo.model.float().eval()

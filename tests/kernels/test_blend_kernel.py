@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import naive  # noqa: E402
+from tests.helpers import naive  # noqa: E402
 
 from edgeseg.kernels.blend import blend_masks, blend_weight  # noqa: E402
 

@@ -65,7 +65,7 @@ def test_unknown_mode_is_a_config_error(monkeypatch):
 
 def test_cli_says_what_is_wrong_with_the_kernels_in_one_line(shapes_onnx, val_images, tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "edgeseg.cli", "predict", "--model", str(shapes_onnx), "--source",
+    proc = subprocess.run([sys.executable, "-m", "edgeseg", "predict", "--model", str(shapes_onnx), "--source",
                            str(val_images[0]), "--save-dir", str(out)], capture_output=True, text=True,
                           env={**os.environ, "EDGESEG_KERNELS": "fast"}, timeout=300)
     assert proc.returncode == 1

@@ -10,18 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import cudasim  # noqa: E402
+from tests.helpers import cudasim  # noqa: E402
 
 cudasim.use_simulator()
 
-import naive  # noqa: E402
+from tests.helpers import naive  # noqa: E402
 from numba import cuda  # noqa: E402
-from test_masks_kernel import random_boxes, random_prototypes  # noqa: E402
+from tests.helpers.random_inputs import random_boxes, random_prototypes  # noqa: E402
 
-import edgeseg.postprocess as postprocess  # noqa: E402
-from edgeseg.config import MAX_WH, PredictConfig  # noqa: E402
+import edgeseg.postprocess.cpu as postprocess  # noqa: E402
+from edgeseg.config import PredictConfig  # noqa: E402
+from edgeseg.postprocess.cpu import MAX_WH  # noqa: E402
 from edgeseg.kernels.blend import blend_masks, blend_weight  # noqa: E402
 from edgeseg.kernels.cuda.blend import blend_masks_cuda  # noqa: E402
 from edgeseg.kernels.cuda.cast import to_float32  # noqa: E402
@@ -30,7 +29,7 @@ from edgeseg.kernels.cuda.masks import linear_taps, masks_in_boxes_cuda  # noqa:
 from edgeseg.kernels.cuda.nms import decode_end2end_cuda, decode_raw_cuda  # noqa: E402
 from edgeseg.kernels.isolate import cut_out  # noqa: E402
 from edgeseg.kernels.masks import masks_in_boxes  # noqa: E402
-from edgeseg.letterbox import box_pixels, mask_geometry  # noqa: E402
+from edgeseg.inputs.letterbox import box_pixels, mask_geometry  # noqa: E402
 
 
 def test_linear_taps_are_the_naive_ones():

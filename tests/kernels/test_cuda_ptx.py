@@ -1,5 +1,5 @@
 """The GPU path's kernels, compiled by NVVM for real GPUs (sm_90, sm_87), with the argument types a run of the GPU
-path launches them with, and no float32 multiply-add fused into one rounding. No GPU is needed (tests/cuda_ptx.py);
+path launches them with, and no float32 multiply-add fused into one rounding. No GPU is needed (tests/helpers/cuda_ptx.py);
 without NVVM (the CUDA toolkit's compiler) the test is skipped. This is what the simulator cannot check: the
 real-GPU build of every kernel. It still does not run them."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "cuda_ptx.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "helpers" / "cuda_ptx.py"
 NO_NVVM = 77
 
 

@@ -9,20 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import cudasim  # noqa: E402
+from tests.helpers import cudasim  # noqa: E402
 
 cudasim.use_simulator()
 
 from numba import cuda  # noqa: E402
-from test_masks_kernel import random_boxes, random_prototypes  # noqa: E402
+from tests.helpers.random_inputs import random_boxes, random_prototypes  # noqa: E402
 
 from edgeseg.kernels.cuda.masks import masks_in_boxes_cuda  # noqa: E402
 from edgeseg.kernels.cuda.nms import decode_raw_cuda  # noqa: E402
 from edgeseg.kernels.cuda.workspace import Workspace  # noqa: E402
 from edgeseg.kernels.masks import masks_in_boxes  # noqa: E402
-from edgeseg.letterbox import box_pixels, mask_geometry  # noqa: E402
+from edgeseg.inputs.letterbox import box_pixels, mask_geometry  # noqa: E402
 
 
 def test_a_name_is_one_buffer_reused_and_grown_when_too_small():

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import naive  # noqa: E402
+from tests.helpers import naive  # noqa: E402
 
-import edgeseg.postprocess  # noqa: E402
-from edgeseg.config import MAX_NMS_CANDIDATES, MAX_WH, PredictConfig  # noqa: E402
+import edgeseg.postprocess.cpu  # noqa: E402
+from edgeseg.config import PredictConfig  # noqa: E402
+from edgeseg.postprocess.cpu import MAX_NMS_CANDIDATES, MAX_WH  # noqa: E402
 from edgeseg.kernels.nms import nms, select_candidates, xywh_to_xyxy  # noqa: E402
-from edgeseg.postprocess import decode_end2end, decode_raw  # noqa: E402
+from edgeseg.postprocess.cpu import decode_end2end, decode_raw  # noqa: E402
 
 NC, NM, ANCHORS = 80, 32, 2100
 
@@ -286,14 +286,14 @@ def test_decode_raw_few_classes_matches_ultralytics(nc):
 @pytest.mark.parametrize("cap", [1, 37, 200, 500])
 @pytest.mark.parametrize("multi_label", [False, True])
 def test_decode_raw_caps_candidates_before_nms_like_ultralytics(monkeypatch, cap, multi_label):
-    monkeypatch.setattr(edgeseg.postprocess, "MAX_NMS_CANDIDATES", cap)
+    monkeypatch.setattr(edgeseg.postprocess.cpu, "MAX_NMS_CANDIDATES", cap)
     pred = raw_head(np.random.default_rng(14 + cap))  # continuous scores: no ties at the cap (see the note below)
     cfg = PredictConfig(conf=0.1, multi_label=multi_label, max_det=3000)
     det = decode_raw(pred, NC, cfg)
     assert_same_detections(det, ultralytics_nms(pred, NC, cfg, max_nms=cap))
     # the cap bites: there are more candidates than the cap, and without it more boxes survive
     assert len(select_candidates(pred, NC, cfg.conf, np.ones(NC, bool), multi_label)[0]) > cap >= len(det.conf)
-    monkeypatch.setattr(edgeseg.postprocess, "MAX_NMS_CANDIDATES", 30000)
+    monkeypatch.setattr(edgeseg.postprocess.cpu, "MAX_NMS_CANDIDATES", 30000)
     assert len(decode_raw(pred, NC, cfg).conf) > len(det.conf)
 
 

@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import naive  # noqa: E402
+from tests.helpers import naive  # noqa: E402
 
 from edgeseg.kernels.preprocess import hwc_bgr_to_chw_rgb  # noqa: E402
-from edgeseg.letterbox import Letterbox  # noqa: E402
-from edgeseg.preprocess import Preprocessor  # noqa: E402
+from edgeseg.inputs.letterbox import Letterbox  # noqa: E402
+from edgeseg.inputs.preprocess import Preprocessor  # noqa: E402
 
 IMGSZS = [(640, 640), (480, 640), (320, 192)]
 # tiny, thin both ways, odd, exactly the target, larger than the target in either orientation

@@ -11,8 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import naive  # noqa: E402
+from tests.helpers import naive  # noqa: E402
 
 from edgeseg.kernels.raster import COORD_LIMIT, fill_polygons  # noqa: E402
 

@@ -1,0 +1,7 @@
+"""`python -m edgeseg`: the edgeseg command."""
+
+import sys
+
+from .app.cli import main
+
+sys.exit(main())

@@ -1,0 +1,114 @@
+"""The benchmark report: one dict of every number (written as JSON) and the table printed in the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ...outputs.files import write_json
+from .stats import paired_ratio, summarize
+
+REPORT_FILE = "benchmark.json"
+# edgeseg's stages that make up what Ultralytics calls postprocess, and its whole predict call
+EDGESEG_POSTPROCESS = ("decode_nms", "masks")
+EDGESEG_PREDICT = ("preprocess", "inference", "decode_nms", "masks")
+
+
+def run_entry(contender, records: Sequence[dict[str, float]]) -> dict:
+    """A report "runs" item from one contender's per-iteration records (ms per frame by stage)."""
+    return {
+        "name": contender.name, "kind": contender.kind, "model": contender.model, "provider": contender.provider,
+        "device": contender.device,
+        "objects_per_frame": sum(r["objects"] for r in records) / len(records),
+        "stages": {stage: summarize([r[stage] for r in records]) for stage in contender.stages},
+    }
+
+
+def comparable_samples(run: dict) -> dict[str, list[float]]:
+    """A run's per-iteration ms for the stages edgeseg and Ultralytics both have: preprocess, inference,
+    postprocess (edgeseg: decode_nms + masks) and total (edgeseg: its predict stages, without the contours,
+    cut-outs and drawing that Ultralytics' predict does not do)."""
+    stages = run["stages"]
+    if run["kind"] != "edgeseg":
+        return {s: stages[s]["samples"] for s in ("preprocess", "inference", "postprocess", "total")}
+
+    def summed(names: tuple[str, ...]) -> list[float]:
+        return [sum(values) for values in zip(*(stages[s]["samples"] for s in names))]
+
+    return {"preprocess": stages["preprocess"]["samples"], "inference": stages["inference"]["samples"],
+            "postprocess": summed(EDGESEG_POSTPROCESS), "total": summed(EDGESEG_PREDICT)}
+
+
+def speedups(runs: Sequence[dict]) -> dict[str, dict[str, float]]:
+    """"<edgeseg run> / <ultralytics run of the same model>" -> stage -> reference time / edgeseg time, each the
+    median of the per-iteration ratios."""
+    ratios = {}
+    for run in runs:
+        if run["kind"] != "edgeseg":
+            continue
+        for ref in runs:
+            if ref["kind"] == "ultralytics" and ref["model"] == run["model"]:
+                ours, theirs = comparable_samples(run), comparable_samples(ref)
+                ratios[f"{run['name']} / {ref['name']}"] = {s: paired_ratio(theirs[s], ours[s]) for s in ours}
+    return ratios
+
+
+def build_report(version: str, machine: dict, settings: dict, runs: list[dict], video: dict | None) -> dict:
+    return {"edgeseg_version": version, "machine": machine, "settings": settings, "runs": runs,
+            "ratios": speedups(runs), "video": video, "cold_start": None, "memory": None, "plots": []}
+
+
+def write_report(report: dict, out_dir: str | Path) -> Path:
+    """Writes the report as out_dir/benchmark.json, atomically."""
+    return write_json(Path(out_dir) / REPORT_FILE, report)
+
+
+_KERNELS = {"aot": "compiled at install", "jit": "compiled by Numba's JIT"}
+
+
+def format_table(report: dict) -> str:
+    """The report as the terminal shows it: machine, one row per run and stage, speedups, video throughput."""
+    m, s = report["machine"], report["settings"]
+    gpu = f", {m['gpu']}" if m["gpu"] else ", no GPU"
+    lines = [f"{m['cpu']} ({m['cores']} cores{gpu}); onnxruntime {m['versions']['onnxruntime']}, "
+             f"numba {m['versions']['numba']}, numpy {m['versions']['numpy']}",
+             f"{s['source']}, {s['frames']} frames, batch {s['batch']}, {s['iters']} iterations after {s['warmup']} "
+             "warmup; ms per frame", ""]
+    width = max([len(r["name"]) for r in report["runs"]] + [3])
+    header = f"{'run':<{width}}  {'stage':<11}" + "".join(f"{h:>9}" for h in ("mean", "p50", "p90", "p99", "max", "fps"))
+    lines += [header, "-" * len(header)]
+    for run in report["runs"]:
+        for k, (stage, st) in enumerate(run["stages"].items()):
+            label = run["name"] if k == 0 else (f"  {run['objects_per_frame']:.1f} objects/frame" if k == 1 else "")
+            lines.append(f"{label:<{width}}  {stage:<11}" + "".join(f"{st[key]:9.2f}" for key in
+                                                                      ("mean", "p50", "p90", "p99", "max"))
+                         + f"{st['fps']:9.1f}")
+    if report["ratios"]:
+        lines += ["", "speedup (Ultralytics time / edgeseg time, median of paired iterations; postprocess = "
+                      "decode_nms + masks, total = predict without contours, cut-outs and drawing):"]
+        for key, ratios in report["ratios"].items():
+            lines.append(f"  {key}: " + ", ".join(f"{stage} {value:.2f}x" for stage, value in ratios.items()))
+    if report["video"]:
+        v = report["video"]
+        lines += ["", f"video, {v['frames']} frames: pipelined {v['pipelined_fps']:.1f} fps, "
+                      f"sequential {v['sequential_fps']:.1f} fps ({v['pipelined_fps'] / v['sequential_fps']:.2f}x)"]
+    if report["cold_start"]:
+        c = report["cold_start"]
+        ultralytics = f", Ultralytics {c['ultralytics_s']:.2f} s" if c.get("ultralytics_s") is not None else ""
+        lines += ["", f"cold start to the first result (fresh processes): bare onnxruntime session "
+                      f"{c['bare_session_s']:.2f} s, edgeseg {c['edgeseg_s']:.2f} s ({c['ratio_to_bare']:.2f}x bare, "
+                      f"kernels {_KERNELS.get(c['kernels'], c['kernels'])}); with Numba's JIT "
+                      f"{c['edgeseg_jit_warm_cache_s']:.2f} s from its cache, {c['edgeseg_jit_cold_cache_s']:.2f} s "
+                      f"compiling{ultralytics}"]
+    if report["memory"]:
+        mem = report["memory"]
+        growth = mem.get("edgeseg_growth_mib_per_1000_frames")
+        growth = f"; growth {growth:.1f} MiB per 1000 frames" if growth is not None else ""
+        for label, suffix, ratio in (("first result", "peak_mib", "ratio_to_bare"),
+                                     (f"after {mem['frames']} frames", "long_peak_mib", "ratio_long_to_bare")):
+            ultralytics = mem.get(f"ultralytics_{suffix}")
+            ultralytics = f", Ultralytics {ultralytics:.0f} MiB" if ultralytics else ""
+            lines += [f"peak memory, {label}: bare session {mem[f'bare_session_{suffix}']:.0f} MiB, edgeseg "
+                      f"{mem[f'edgeseg_{suffix}']:.0f} MiB ({mem[ratio]:.2f}x bare){ultralytics}"]
+        lines[-1] += growth
+    return "\n".join(lines)

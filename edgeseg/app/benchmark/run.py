@@ -1,0 +1,191 @@
+"""run_benchmark: every model on every provider (and Ultralytics, if asked) timed stage by stage, as a report."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import logging
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ... import __version__
+from ...config import DEVICES
+from ...errors import ConfigError
+from ...segmenter import Segmenter
+from .machine import describe_machine
+from .report import build_report, run_entry, write_report
+from .stages import EdgesegStages, UltralyticsStages, measure
+
+log = logging.getLogger("edgeseg")
+
+COMPARE = ("ultralytics",)
+SYNTHETIC_SCENES = 8  # different seeded scenes the iterations cycle through
+MAX_FRAMES = 100  # frames of an image folder or a video kept in memory
+VIDEO_FRAMES = (10, 120)  # the video throughput runs over iters frames, within these bounds
+
+
+def _as_list(value: Any) -> list:
+    return [value] if isinstance(value, (str, Path)) else list(value)
+
+
+def check_options(models: list, providers: list, synthetic: tuple[int, int], objects: int, batch: int, warmup: int,
+                  iters: int, compare: list[str], devices: Sequence[str] = ("cpu",)) -> None:
+    """Raises ConfigError, with what to do, for options that cannot work; before anything slow is loaded."""
+    if not models:
+        raise ConfigError("give at least one model to benchmark (--model)")
+    if not providers:
+        raise ConfigError("give at least one provider (--providers), or auto")
+    if not devices or any(d not in DEVICES for d in devices):
+        raise ConfigError(f"post-processing devices must be among {', '.join(DEVICES)}, got "
+                          f"{', '.join(devices) or 'none'}")
+    if iters < 1 or warmup < 0:
+        raise ConfigError(f"iters must be at least 1 and warmup at least 0, got iters {iters}, warmup {warmup}")
+    if batch < 1:
+        raise ConfigError(f"batch must be at least 1, got {batch}")
+    if objects < 0 or len(synthetic) != 2 or min(synthetic) < 8:
+        raise ConfigError(f"a synthetic scene needs a size of at least 8x8 and objects >= 0, got "
+                          f"{'x'.join(map(str, synthetic))} with {objects} objects")
+    for name in compare:
+        if name not in COMPARE:
+            raise ConfigError(f"cannot compare with {name!r}: the choices are {', '.join(COMPARE)}")
+    if "ultralytics" in compare:
+        missing = [m for m in ("ultralytics", "torch") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ConfigError(f"--compare ultralytics needs {' and '.join(missing)}: pip install 'edgeseg[export]'")
+    for model in models:
+        if not Path(model).is_file():
+            raise ConfigError(f"model file not found: {model}")
+
+
+def load_frames(source: Any, synthetic: tuple[int, int], objects: int, count: int) -> tuple[list[np.ndarray], str, bool]:
+    """(BGR frames, a description of them, whether they come from a video)."""
+    from ...inputs.source import is_video_source, open_source
+
+    if source is None:
+        from ..synthetic import make_scene
+
+        frames = [make_scene(synthetic[0], synthetic[1], objects, seed).image for seed in range(min(count, SYNTHETIC_SCENES))]
+        return frames, f"synthetic {synthetic[0]}x{synthetic[1]}, {objects} objects", False
+    is_video = is_video_source(source)
+    with open_source(source, live=False if is_video else None, strict=not is_video) as read:
+        frames = [frame.image for frame in itertools.islice(read, min(count, MAX_FRAMES))]
+    if not frames:
+        raise ConfigError(f"no frames could be read from {source}")
+    return frames, str(source), is_video
+
+
+def _batches(frames: list[np.ndarray], batch: int) -> list[list[np.ndarray]]:
+    """The frames in batches; too few frames for one batch are repeated to fill it."""
+    if len(frames) < batch:
+        frames = list(itertools.islice(itertools.cycle(frames), batch))
+    return [frames[i : i + batch] for i in range(0, len(frames) - batch + 1, batch)]
+
+
+def video_throughput(model: str | Path, provider: str, imgsz: Any, frames: list[np.ndarray]) -> dict:
+    """Frames per second of process_video (read, network and decoding overlapped) against predict then annotate,
+    one frame after the other, on the same frames, each with the same annotator."""
+    from ...outputs.annotate import BoxAnnotator, LabelAnnotator, MaskAnnotator, compose
+    from ...config import ProviderOptions
+    from ..process_video import process_video
+
+    annotator = compose(MaskAnnotator(), BoxAnnotator(), LabelAnnotator())
+    providers = provider if provider == "auto" else (provider,)
+    # the pipeline's stages share the cores: ONNX Runtime's threads must not spin while the others work (as the CLI)
+    with Segmenter(model, imgsz=imgsz, providers=providers,
+                   provider_options=ProviderOptions(cpu_spinning=False)) as seg:
+        seg.warmup()
+        report = process_video(seg, frames, annotator=annotator, progress=False)
+    with Segmenter(model, imgsz=imgsz, providers=providers) as seg:
+        seg.warmup()
+        start = time.perf_counter()
+        for frame in frames:
+            (result,) = seg.predict(frame)
+            annotator.annotate(frame, result)
+        sequential = time.perf_counter() - start
+    return {"frames": len(frames), "pipelined_fps": report.fps, "sequential_fps": len(frames) / sequential}
+
+
+def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None, synthetic: tuple[int, int] = (1280, 720),
+                  objects: int = 20, providers: Iterable[str] = ("auto",), imgsz: int | tuple[int, int] | None = None,
+                  batch: int = 1, warmup: int = 20, iters: int = 200, compare: Iterable[str] = (),
+                  out_dir: str | Path | None = None, video: bool = False, progress: bool = True,
+                  startup: bool = True, devices: Iterable[str] = ("cpu",)) -> dict:
+    """Times every stage of edgeseg for each model on each provider, side by side and interleaved with
+    Ultralytics' predict on the same model when compare has "ultralytics", on the same frames: `source` (images,
+    a folder, a glob or a video; up to 100 frames are kept) or seeded synthetic scenes of `synthetic` (width,
+    height) with `objects` shapes. Returns the report (see report.build_report); with `out_dir`, also writes
+    out_dir/benchmark.json and the plots. `video`: also measure pipelined against sequential video throughput
+    (always done for a video source). `startup`: also measure cold start and memory, in fresh processes (about
+    half a minute; left null without). `devices`: where the post-processing runs, "cpu" and/or "cuda" (the GPU
+    path), each model and provider on each. Samples are ms per frame (a batch's time divided by its frames)."""
+    models = [str(m) for m in _as_list(models)]
+    providers = [p.strip() for p in _as_list(providers) if p.strip()]
+    devices = [d.strip().lower() for d in _as_list(devices) if d.strip()]
+    compare = [c.strip().lower() for c in _as_list(compare) if c.strip()]
+    synthetic = tuple(synthetic)  # type: ignore[assignment]
+    check_options(models, providers, synthetic, objects, batch, warmup, iters, compare, devices)
+    frames, description, is_video = load_frames(source, synthetic, objects, warmup + iters)
+
+    with ExitStack() as stack:
+        contenders: list = []
+        first: dict[str, EdgesegStages] = {}
+        for model, provider, device in itertools.product(models, providers, devices):
+            seg = stack.enter_context(Segmenter(model, imgsz=imgsz, providers=provider if provider == "auto" else (provider,),
+                                                batch=batch, device=device))
+            if seg.batch_size != batch:
+                raise ConfigError(f"{Path(model).name} takes batches of exactly {seg.batch_size}; batch {batch} is not "
+                                  f"possible (use --batch {seg.batch_size}, or a model exported with dynamic=True)")
+            seg.warmup()  # compiles (or loads) the Numba kernels before any timing
+            contenders.append(EdgesegStages(seg))
+            first.setdefault(model, contenders[-1])
+        if "ultralytics" in compare:
+            for model, reference in first.items():
+                on_gpu = reference.provider != "CPUExecutionProvider" or reference.device == "cuda"
+                device = "cuda:0" if on_gpu else "cpu"
+                contenders.append(UltralyticsStages(model, reference.seg, device))
+        resolved_imgsz = list(contenders[0].seg.imgsz) if imgsz is not None else None
+        records = measure(contenders, _batches(frames, batch), iters, warmup, progress)
+
+    runs = [run_entry(c, r) for c, r in zip(contenders, records)]
+    video_result = None
+    if video or is_video:
+        count = min(max(iters, VIDEO_FRAMES[0]), VIDEO_FRAMES[1])
+        if is_video:
+            clip = list(itertools.islice(itertools.cycle(frames), count))
+        else:
+            from ..synthetic import panning_frames
+
+            clip = list(panning_frames(synthetic[0], synthetic[1], objects, count))
+        video_result = video_throughput(models[0], providers[0], imgsz, clip)
+
+    settings = {"models": models, "providers": providers, "devices": devices, "source": description, "frames": len(frames),
+                "imgsz": resolved_imgsz, "batch": batch, "warmup": warmup, "iters": iters, "compare": compare}
+    report = build_report(__version__, describe_machine(), settings, runs, video_result)
+    if startup:
+        _add_startup_and_memory(report, models[0], providers[0], iters, frames[0])
+    if out_dir is not None:
+        report["plots"] = _write_plots(report, Path(out_dir))
+        path = write_report(report, out_dir)
+        log.info("report in %s", path)
+    return report
+
+
+def _add_startup_and_memory(report: dict, model: str, provider: str, frames: int, image: np.ndarray) -> None:
+    """Cold start and peak memory, each measured in fresh processes (edgeseg.app.benchmark.startup)."""
+    from .startup import measure_cold_start, measure_memory
+
+    report["cold_start"] = measure_cold_start(model, provider, image=image)
+    report["memory"] = measure_memory(model, provider, frames, image=image)
+
+
+def _write_plots(report: dict, out_dir: Path) -> list[str]:
+    if importlib.util.find_spec("matplotlib") is None:
+        log.info("no plots: matplotlib is not installed (pip install 'edgeseg[plots]')")
+        return []
+    from .plots import write_plots
+
+    return [str(p) for p in write_plots(report, out_dir)]

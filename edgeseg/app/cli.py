@@ -1,0 +1,400 @@
+"""The `edgeseg` command: parses options and calls the library. `--debug` shows tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from .. import __version__
+from ..config import PredictConfig, load_config, parse_imgsz
+from ..errors import ConfigError, EdgesegError, OutputError
+
+if TYPE_CHECKING:
+    from ..results import Results
+
+
+GPU_DEVICES = ("cuda", "gpu", "tensorrt", "trt")  # --device names that put the post-processing on the GPU
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.replace(" ", ",").split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 0,2,5, got {text!r}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad command line reported in one line (argparse prints its whole usage block first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="edgeseg", description="YOLO instance segmentation on the edge.")
+    parser.add_argument("--version", action="version", version=f"edgeseg {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("predict", help="segment images", description="Segment images with a YOLO-seg ONNX model.")
+    _add_model_options(p)
+    p.add_argument("--save-dir", type=Path, help="write annotated images here")
+    p.add_argument("--save-json", type=Path, help="write COCO results for all images to this file")
+    _add_output_options(p)
+
+    p = commands.add_parser("isolate", help="cut each object out of its image",
+                            description="Cut every detected object out of its image: one PNG per object, "
+                                        "named {image}_{class}-{index}.png.")
+    _add_model_options(p)
+    p.add_argument("--save-dir", type=Path, required=True, help="write the cut-outs here")
+    p.add_argument("--background", choices=("black", "transparent"), default="black",
+                   help="black: BGR on black; transparent: PNG with alpha (default black)")
+    crop = p.add_mutually_exclusive_group()
+    crop.add_argument("--crop", dest="crop", action="store_true", default=True, help="crop to the object's box (default)")
+    crop.add_argument("--full", dest="crop", action="store_false", help="keep the full frame size")
+    p.add_argument("--method", choices=("mask", "contour"), default="mask",
+                   help="cut along the mask (default) or along its filled outline (the contour recipe)")
+    p.add_argument("--save-mask", action="store_true", help="also write each binary mask as ..._mask.png")
+    p.add_argument("--save-crop", action="store_true", help="also write each box crop with its background as ..._crop.png")
+    _add_output_options(p)
+
+    p = commands.add_parser("track", help="track objects through a video, camera or stream",
+                            description="Segment and track every frame of a video file, camera (0) or stream URL, "
+                                        "with stable ids (ByteTrack); write an annotated video and per-track cut-outs.")
+    _add_model_options(p)
+    p.add_argument("--save", type=Path, help="write the annotated video here (.mp4 or .avi)")
+    p.add_argument("--tracker", type=Path, help="tracker settings (YAML, see configs/bytetrack.yaml)")
+    p.add_argument("--color-by", choices=("class", "track"), default="track", help="colour objects by track (default)")
+    p.add_argument("--show-ids", action=argparse.BooleanOptionalAction, default=True, help="label objects with #id")
+    p.add_argument("--isolate-dir", type=Path, help="write each track's cut-outs to DIR/{class}-{id}/{frame}.png")
+    _add_output_options(p)
+
+    p = commands.add_parser("benchmark", help="per-stage latency on this machine, optionally against Ultralytics",
+                            description="Time every stage of edgeseg (preprocess, inference, decode_nms, masks, contours, "
+                                        "isolation, annotation) on this machine: mean, p50, p90, p99, max and fps, "
+                                        "several models and providers side by side, optionally interleaved with "
+                                        "Ultralytics' predict on the same model; a table, and JSON and plots with --out.")
+    p.add_argument("--model", action="append", required=True,
+                   help="model file; repeat it or separate by commas to compare several (e.g. FP32,FP16,INT8)")
+    frames = p.add_mutually_exclusive_group()
+    frames.add_argument("--source", help="images, a folder, a glob pattern or a video (default: synthetic scenes)")
+    frames.add_argument("--synthetic", metavar="WxH", help="size of the synthetic scenes (default 1280x720)")
+    p.add_argument("--objects", type=int, default=20, help="shapes per synthetic scene (default 20)")
+    p.add_argument("--providers", default="auto",
+                   help="onnxruntime providers, comma-separated: each model runs on each (e.g. cpu,cuda; default auto)")
+    p.add_argument("--devices", default="cpu",
+                   help="where the post-processing runs, comma-separated: cpu and/or cuda (the GPU path; default cpu)")
+    p.add_argument("--imgsz", type=parse_imgsz_arg, help="input size: 640 or 480,640 (model's own)")
+    p.add_argument("--batch", type=int, default=1, help="images per network run (default 1)")
+    p.add_argument("--warmup", type=int, default=20, help="untimed iterations first (default 20)")
+    p.add_argument("--iters", type=int, default=200, help="timed iterations (default 200)")
+    p.add_argument("--compare", action="append", default=[], metavar="ultralytics",
+                   help="also run Ultralytics' predict on the same model, interleaved (needs the export extra)")
+    p.add_argument("--video", action="store_true", help="also measure pipelined against sequential video throughput")
+    p.add_argument("--no-startup", dest="startup", action="store_false",
+                   help="skip the cold-start and memory measurements (fresh processes, about half a minute)")
+    p.add_argument("--out", type=Path, help="write benchmark.json and the plots into this folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    p = commands.add_parser("export", help="export a YOLO-seg checkpoint to ONNX or TensorRT",
+                            description="Export a YOLO-seg .pt checkpoint to ONNX (FP32, FP16, INT8 QDQ) or a TensorRT "
+                                        "engine, optionally verified against the checkpoint. Needs the export extra: "
+                                        "pip install 'edgeseg[export]'.")
+    p.add_argument("checkpoint", help="YOLO-seg checkpoint (.pt), e.g. yolo11n-seg.pt")
+    p.add_argument("--format", choices=("onnx", "engine"), default="onnx", help="onnx (default) or a TensorRT engine")
+    p.add_argument("--imgsz", default="640", help="input size: 640 or 480,640 (rounded up to the stride)")
+    p.add_argument("--batch", type=int, default=1, help="batch size (the largest one with --dynamic)")
+    p.add_argument("--dynamic", action="store_true", help="dynamic batch and input size")
+    p.add_argument("--half", action="store_true", help="FP16 weights")
+    p.add_argument("--int8", action="store_true", help="INT8: QDQ ONNX for CPUs, or an INT8 engine (needs --calib-dir)")
+    p.add_argument("--calib-dir", type=Path, help="folder of typical images for INT8 calibration")
+    simplify = p.add_mutually_exclusive_group()
+    simplify.add_argument("--simplify", dest="simplify", action="store_true", default=True, help="onnxslim (default)")
+    simplify.add_argument("--no-simplify", dest="simplify", action="store_false", help="keep the graph as traced")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: Ultralytics' choice)")
+    p.add_argument("--nms", action="store_true", help="NMS in the graph")
+    p.add_argument("--out", type=Path, help="output file (default: beside the checkpoint)")
+    p.add_argument("--workspace", type=float, default=4.0, help="TensorRT workspace in GiB (default 4)")
+    p.add_argument("--timing-cache", type=Path, help="TensorRT timing cache file, reused across builds")
+    p.add_argument("--verify", action="store_true", help="compare the export with the checkpoint; exit 1 if they differ")
+    p.add_argument("--verify-images", nargs="+", help="images for --verify (default: the shared validation images)")
+    p.add_argument("--quiet", action="store_true", help="only errors")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    p = commands.add_parser("demo", help="run the built-in demo (no arguments, no network)",
+                            description="Segment a few synthetic scenes with the demo model shipped in the package "
+                                        "and write annotated images, isolated objects and a timing summary.")
+    p.add_argument("--out", type=Path, help="output folder (default: a new runs/demo folder)")
+    p.add_argument("--images", type=int, default=4, help="number of demo scenes (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the demo scenes (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model file: .onnx, or a TensorRT .engine / .plan")
+    p.add_argument("--source", required=True, nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--config", help="YAML settings file (e.g. configs/default.yaml); flags override it")
+    p.add_argument("--conf", type=float, help="confidence threshold (0.25)")
+    p.add_argument("--iou", type=float, help="NMS IoU threshold (0.7)")
+    p.add_argument("--imgsz", type=parse_imgsz_arg, help="input size: 640 or 480,640 (model's own)")
+    p.add_argument("--max-det", type=int, help="most detections per image (300)")
+    p.add_argument("--classes", type=_int_list, help="keep only these class ids, e.g. 0,2")
+    p.add_argument("--agnostic-nms", action="store_true", default=None, help="NMS across classes")
+    p.add_argument("--multi-label", action="store_true", default=None, help="one detection per box and class")
+    p.add_argument("--batch", type=int, help="images per network run (dynamic-batch models)")
+    device = p.add_mutually_exclusive_group()
+    device.add_argument("--device", help="cpu, cuda, cuda:N or tensorrt[:N]: the network's provider; cuda and tensorrt "
+                                         "also run the post-processing on that GPU (numba.cuda)")
+    device.add_argument("--providers", help="onnxruntime providers in order, comma-separated, or auto")
+    p.add_argument("--threads", type=int, help="ONNX Runtime's CPU threads (one per core); fewer leave cores free for "
+                                               "a video's reading, drawing and writing")
+    p.add_argument("--trt-fp16", action="store_true", default=None,
+                   help="onnxruntime's TensorRT provider: allow FP16 kernels")
+    p.add_argument("--trt-cache", metavar="DIR",
+                   help="onnxruntime's TensorRT provider: keep built engines in DIR (created), so later runs start fast")
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verbose", action="store_true", help="one line per image")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def parse_imgsz_arg(text: str) -> tuple[int, int]:
+    try:
+        return parse_imgsz(text)  # type: ignore[return-value]
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def predict_config(args: argparse.Namespace) -> PredictConfig:
+    """Defaults, then the YAML file, then flags."""
+    cfg = load_config(args.config) if args.config else PredictConfig()
+    providers = device = None
+    if args.device:
+        providers = (args.device,)
+        # one switch: a GPU provider asked for by --device runs the post-processing on that GPU too
+        device = "cuda" if args.device.partition(":")[0].lower() in GPU_DEVICES else "cpu"
+    elif args.providers:
+        providers = "auto" if args.providers == "auto" else tuple(p for p in args.providers.split(",") if p)
+    options = cfg.provider_options.replace(trt_fp16=args.trt_fp16, trt_engine_cache=args.trt_cache,
+                                           cpu_threads=args.threads)
+    return cfg.replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, classes=args.classes,
+                       agnostic_nms=args.agnostic_nms, multi_label=args.multi_label, batch=args.batch,
+                       providers=providers, provider_options=options, device=device)
+
+
+def _segment_each(args: argparse.Namespace, items: list,
+                  handle: Callable[[int, str, "Results"], None]) -> tuple[int, int, dict, str]:
+    """Runs the model over the expanded source `items` with a progress bar, calling handle(k, file name, result)
+    for each image.
+
+    Returns (images, objects, total ms by stage, provider)."""
+    from .progress import Progress
+    from ..segmenter import Segmenter
+
+    cfg = predict_config(args)
+    totals = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+    objects = 0
+    with Segmenter.from_config(args.model, cfg) as seg, \
+            Progress(len(items), args.command, enabled=not args.quiet and len(items) > 1) as bar:
+        for k, r in enumerate(seg.stream(items)):
+            objects += len(r)
+            for stage in totals:
+                totals[stage] += r.speed[stage]
+            handle(k, Path(r.path).name if r.path else f"image{k}.jpg", r)
+            if args.verbose:
+                print(f"{k + 1}/{len(items)} {r!r} {sum(r.speed.values()):.1f} ms", file=sys.stderr)
+            bar.update()
+    return len(items), objects, totals, seg.providers[0]
+
+
+def _summary(images: int, objects: int, totals: dict, provider: str) -> str:
+    per = ", ".join(f"{stage} {t / images:.1f}" for stage, t in totals.items())
+    return f"{images} images, {objects} objects; ms per image: {per}; on {provider}"
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from ..inputs.images import expand_source
+    from ..inputs.source import is_video_source
+    from ..outputs.files import annotated_name, check_output_folder, write_image, write_json
+    from ..outputs.annotate import plot
+
+    if len(args.source) == 1 and is_video_source(args.source[0]):
+        if args.save_json:
+            raise ConfigError("--save-json is for images; for a video use --save-dir (an annotated video)")
+        name = Path(args.source[0]).stem if not args.source[0].isdigit() and "://" not in args.source[0] else "stream"
+        return _run_video(args, args.source[0], args.save_dir / f"{name}.mp4" if args.save_dir else None, tracked=False)
+
+    coco: list[dict] = []
+
+    def handle(k: int, name: str, r: "Results") -> None:
+        if args.save_dir:
+            write_image(args.save_dir / annotated_name(Path(name)), plot(r))
+        if args.save_json:
+            records = r.to_coco(image_id=k if r.path is None else None)
+            for rec in records:
+                rec["file_name"] = name
+            coco.extend(records)
+
+    items = expand_source(args.source)
+    if args.save_dir:
+        check_output_folder(args.save_dir, items, annotated_name, replaces_input=True)
+    counts = _segment_each(args, items, handle)
+    if args.save_json:
+        write_json(args.save_json, coco)
+    if not args.quiet:
+        print(_summary(*counts))
+        if args.save_dir:
+            print(f"annotated images in {args.save_dir}")
+        if args.save_json:
+            print(f"COCO results in {args.save_json}")
+    return 0
+
+
+def run_isolate(args: argparse.Namespace) -> int:
+    from ..config import IsolateOptions
+    from ..inputs.images import expand_source
+    from ..outputs.files import check_output_folder
+
+    options = IsolateOptions(args.background, args.crop, args.method)  # checked before the model loads
+    items = expand_source(args.source)
+    # cut-outs are named {stem}_{label}-{index}.png: never an input's name, but one for every input of that stem
+    check_output_folder(args.save_dir, items, lambda path: path.stem, replaces_input=False)
+    written: list[Path] = []
+
+    def handle(k: int, name: str, r: "Results") -> None:
+        written.extend(r.save_isolated(args.save_dir, **vars(options), save_mask=args.save_mask,
+                                       save_crop=args.save_crop, stem=None if r.path else Path(name).stem))
+
+    counts = _segment_each(args, items, handle)
+    if not args.quiet:
+        print(_summary(*counts))
+        print(f"{len(written)} files in {args.save_dir}")
+    return 0
+
+
+def _video_annotator(color_by: str = "class", show_ids: bool = True):
+    from ..outputs.annotate import BoxAnnotator, LabelAnnotator, MaskAnnotator, compose
+
+    return compose(MaskAnnotator(color_by=color_by), BoxAnnotator(color_by=color_by),
+                   LabelAnnotator(color_by=color_by, show_id=show_ids))
+
+
+def _run_video(args: argparse.Namespace, source: str, save: Path | None, tracked: bool) -> int:
+    from .process_video import process_video
+    from ..segmenter import Segmenter
+    from ..tracking import Tracker, TrackerConfig, load_tracker_config
+
+    tracker = None
+    if tracked:
+        tracker = Tracker(load_tracker_config(args.tracker) if args.tracker else TrackerConfig())
+    annotator = _video_annotator(getattr(args, "color_by", "class"), getattr(args, "show_ids", True))
+    cfg = predict_config(args)
+    # the stages share the cores: ONNX Runtime's threads must not spin while the others work
+    cfg = cfg.replace(provider_options=cfg.provider_options.replace(cpu_spinning=False))
+    with Segmenter.from_config(args.model, cfg) as seg:
+        report = process_video(seg, source, tracker=tracker, annotator=annotator, save=save,
+                               isolate_dir=getattr(args, "isolate_dir", None), progress=not args.quiet)
+    if not args.quiet:
+        print(report.format())
+    return 0
+
+
+def run_track(args: argparse.Namespace) -> int:
+    if len(args.source) != 1:
+        raise ConfigError("track follows one video, camera or stream at a time: give one --source")
+    return _run_video(args, args.source[0], args.save, tracked=True)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo as demo
+
+    report = demo(args.out, images=args.images, seed=args.seed, progress=not args.quiet)
+    print(report.format())
+    return 0
+
+
+def _split(values: list[str]) -> list[str]:
+    return [v.strip() for text in values for v in text.split(",") if v.strip()]
+
+
+def run_benchmark_cmd(args: argparse.Namespace) -> int:
+    from .benchmark import run_benchmark
+    from .benchmark.report import format_table
+
+    synthetic = (1280, 720)
+    if args.synthetic:
+        width, _, height = args.synthetic.lower().partition("x")
+        if not (width.isdigit() and height.isdigit()):
+            raise ConfigError(f"--synthetic takes a size like 1280x720, got {args.synthetic!r}")
+        synthetic = (int(width), int(height))
+    report = run_benchmark(_split(args.model), source=args.source, synthetic=synthetic, objects=args.objects,
+                           providers=_split([args.providers]), imgsz=args.imgsz, batch=args.batch, warmup=args.warmup,
+                           iters=args.iters, compare=_split(args.compare), out_dir=args.out, video=args.video,
+                           progress=not args.quiet, startup=args.startup, devices=_split([args.devices]))
+    print(format_table(report))
+    if args.out:
+        print(f"report and plots in {args.out}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    missing = [m for m in ("ultralytics", "torch") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"edgeseg export needs {' and '.join(missing)}: pip install 'edgeseg[export]'")
+    from edgeseg_export import export
+
+    if args.quiet:
+        from ultralytics.utils import LOGGER
+
+        LOGGER.setLevel(logging.WARNING)
+    result = export(args.checkpoint, args.format, imgsz=args.imgsz, batch=args.batch, dynamic=args.dynamic,
+                    half=args.half, int8=args.int8, calib_dir=args.calib_dir, simplify=args.simplify, opset=args.opset,
+                    nms=args.nms, out=args.out, workspace_gib=args.workspace, timing_cache=args.timing_cache,
+                    verify_after=args.verify, verify_images=args.verify_images)
+    print(f"exported {result.path}")
+    if result.report is not None:
+        print(result.report.format())
+        if not result.report.passed:
+            print(f"edgeseg: error: {result.path.name} disagrees with {Path(args.checkpoint).name} beyond the "
+                  f"{result.report.precision} tolerances (the file is kept for inspection)", file=sys.stderr)
+            return 1
+    return 0
+
+
+COMMANDS = {"predict": run_predict, "isolate": run_isolate, "track": run_track, "export": run_export, "demo": run_demo,
+            "benchmark": run_benchmark_cmd}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(format="%(message)s", level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    try:
+        return COMMANDS[args.command](args)
+    except EdgesegError as e:
+        if args.debug:
+            raise
+        print(f"edgeseg: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("edgeseg: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # an unexpected failure still gets one line; --debug shows where
+        if args.debug:
+            raise
+        print(f"edgeseg: unexpected error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""A video, camera or stream through the whole chain: segment, track, annotate, write, cut out.
+
+The network and the reading run in threads (Segmenter.stream_frames) while this thread decodes
+masks, tracks, draws and writes the previous frames, so the frame rate approaches the network's own.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..outputs.annotate import Annotator
+from ..errors import OutputError
+from ..outputs.files import write_image
+from ..outputs.isolate import isolate, safe_label
+from .progress import Progress
+from ..results import Results
+from ..segmenter import Segmenter
+from ..tracking import Tracker
+from ..inputs.frames import Frame
+from ..inputs.source import open_source
+from ..outputs.video_writer import VideoWriter
+
+
+@dataclass(frozen=True)
+class VideoReport:
+    """What process_video did: frames processed, read, dropped (live) and skipped (corrupt), reconnects, the
+    achieved frames per second over the whole run, tracks started, and the files written."""
+
+    source: str
+    frames: int
+    frames_read: int
+    frames_dropped: int
+    frames_corrupt: int
+    reconnects: int
+    seconds: float
+    tracks: int
+    video: Path | None
+    cutouts: int
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def format(self) -> str:
+        parts = [f"{self.frames} frames from {self.source} at {self.fps:.1f} fps"]
+        if self.frames_dropped or self.frames_corrupt or self.reconnects:
+            parts.append(f"{self.frames_dropped} dropped, {self.frames_corrupt} unreadable, {self.reconnects} reconnects")
+        if self.tracks:
+            parts.append(f"{self.tracks} tracks")
+        if self.video:
+            parts.append(f"video in {self.video}")
+        if self.cutouts:
+            parts.append(f"{self.cutouts} cut-outs")
+        return "; ".join(parts)
+
+
+def save_track_cutouts(result: Results, folder: Path, frame: int, background: str = "transparent") -> int:
+    """Each tracked object's cut-out as `{folder}/{label}-{id}/{frame:06d}.png`: one folder per track."""
+    if result.boxes.id is None:
+        return 0
+    written = 0
+    for k, cutout in enumerate(isolate(result, background=background, crop=True)):
+        if cutout.size:
+            label = safe_label(result.names.get(int(result.boxes.cls[k]), str(result.boxes.cls[k])))
+            write_image(folder / f"{label}-{int(result.boxes.id[k])}" / f"{frame:06d}.png", cutout)
+            written += 1
+    return written
+
+
+def process_video(segmenter: Segmenter, source: Any, *, tracker: Tracker | None = None,
+                  annotator: Annotator | None = None, save: str | Path | None = None,
+                  isolate_dir: str | Path | None = None, progress: bool = True,
+                  on_result: Callable[[Frame, Results], None] | None = None, **source_options: Any) -> VideoReport:
+    """Runs `segmenter` over every frame of `source` (see inputs.source.open_source), in order, with the stages overlapped.
+
+    tracker: gives each result track ids (boxes.id). annotator: draws each frame for `save`, a video file with the
+    source's size and frame rate (written to a temporary name and renamed; on Ctrl-C what was written is kept,
+    playable). isolate_dir: per-track cut-outs. on_result(frame, result) is called for every frame.
+    """
+    if (save is not None and isinstance(source, (str, os.PathLike)) and Path(save).exists()
+            and Path(source).is_file() and os.path.samefile(save, source)):
+        # the annotated video would be renamed over the one being read: the user's original, gone
+        raise OutputError(f"cannot write {save}: it is the video being read; give another name")
+    with ExitStack() as stack:
+        frames = stack.enter_context(open_source(source, **source_options))
+        writer: VideoWriter | None = None
+        bar = stack.enter_context(Progress(0, "frames", enabled=progress))
+        count = cutouts = 0
+        track_ids: set[int] = set()
+        start = time.perf_counter()
+        for frame, result in segmenter.stream_frames(frames):
+            if tracker is not None:
+                result = tracker.update(result)
+                track_ids.update(result.boxes.id.tolist() if result.boxes.id is not None else ())
+            if save is not None:
+                if writer is None:  # the size is known for certain only once a frame is here
+                    height, width = frame.image.shape[:2]
+                    writer = stack.enter_context(VideoWriter(save, frames.fps or frame.fps or 30.0, (width, height)))
+                writer.write(annotator.annotate(frame.image, result) if annotator is not None else frame.image)
+            if isolate_dir is not None:
+                cutouts += save_track_cutouts(result, Path(isolate_dir), frame.index)
+            if on_result is not None:
+                on_result(frame, result)
+            count += 1
+            elapsed = time.perf_counter() - start
+            bar.update(note=f"{count / elapsed:5.1f} fps, {frames.frames_dropped} dropped")
+        seconds = time.perf_counter() - start
+    return VideoReport(str(frames.name), count, frames.frames_read, frames.frames_dropped, frames.frames_corrupt,
+                       frames.reconnects, seconds, len(track_ids),
+                       Path(save) if save is not None and count else None, cutouts)

@@ -1,0 +1,57 @@
+"""Inference backends behind one small interface (see base.Backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ...config import ProviderOptions
+from ...errors import ModelFormatError, ModelNotFoundError, ProviderError
+from .base import Backend, TensorSpec
+
+__all__ = ["Backend", "TensorSpec", "open_backend", "SUFFIXES"]
+
+# model file suffix -> what runs it
+SUFFIXES = {".onnx": "ONNX Runtime", ".engine": "TensorRT", ".plan": "TensorRT"}
+TENSORRT_NAMES = ("tensorrt", "trt", "tensorrtexecutionprovider")
+
+
+def open_backend(model: str | Path, providers: str | Sequence[str] = "auto",
+                 options: ProviderOptions | None = None) -> Backend:
+    """Opens a model file with the backend its suffix names: .onnx with ONNX Runtime (on `providers`), .engine and
+    .plan with TensorRT (a serialized engine runs on TensorRT only)."""
+    path = Path(model)
+    if not path.exists():
+        raise ModelNotFoundError(f"model file not found: {path}")
+    if not path.is_file():
+        raise ModelFormatError(f"model path is not a file: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        from .onnxruntime import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(path, providers=providers, options=options)
+    if SUFFIXES.get(suffix) == "TensorRT":
+        from .tensorrt import TensorRTBackend
+
+        return TensorRTBackend(path, device_id=_engine_device(path, providers, options or ProviderOptions()))
+    supported = ", ".join(f"{s} ({runner})" for s, runner in SUFFIXES.items())
+    raise ModelFormatError(f"{path.name}: unknown model file type {suffix or '(no suffix)'!r}; "
+                           f"edgeseg runs {supported}")
+
+
+def _engine_device(path: Path, providers: str | Sequence[str], options: ProviderOptions) -> int:
+    """The GPU a TensorRT engine runs on: 'tensorrt:N', else options.device_id, else 0. Any provider other than
+    TensorRT is an error: an engine cannot run anywhere else, and ignoring the request would hide that."""
+    if providers == "auto":
+        return options.device_id or 0
+    requests = [providers] if isinstance(providers, str) else list(providers)
+    name, _, device = str(requests[0]).partition(":") if len(requests) == 1 else ("", "", "")
+    if name.lower() not in TENSORRT_NAMES or (device and not device.isdigit()):
+        raise ProviderError(f"{path.name} is a TensorRT engine: it runs on TensorRT only, not on "
+                            f"{', '.join(map(str, requests))}; use providers 'auto' or 'tensorrt[:N]' "
+                            "(or the .onnx model for other providers)")
+    if not device:
+        return options.device_id or 0
+    if options.device_id is not None and options.device_id != int(device):
+        raise ProviderError(f"'{requests[0]}' asks for GPU {device} but device_id is {options.device_id}; give one")
+    return int(device)

@@ -1,0 +1,98 @@
+"""Writing output files atomically: a temporary name in the same folder, then a rename."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import cv2
+import numpy as np
+
+from ..errors import OutputError
+
+def temporary_file(path: Path, prefix: str, suffix: str) -> tuple[int, Path]:
+    """A new empty file in `path`'s folder (created if needed), named `{prefix}{random}{suffix}`, open for writing:
+    (file descriptor, its path). It is created with mode 0o666, so the process's umask gives it the permissions
+    of any other new file (mkstemp's 0o600 would leave outputs readable by their owner only); OSError on failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.parent / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Writes `data` to `path` so that readers see either the old file or the whole new one."""
+    path = Path(path)
+    try:
+        fd, tmp = temporary_file(path, f".{path.name}.", ".tmp")
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise
+    return path
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Encodes by the file's suffix (.jpg, .png, ...) and writes atomically."""
+    path = Path(path)
+    try:
+        ok, encoded = cv2.imencode(path.suffix or ".png", image)
+    except cv2.error:  # a suffix OpenCV reads but has no encoder for (.dng, .mpo) raises instead of returning False
+        ok = False
+    if not ok:
+        raise OutputError(f"cannot encode an image as {path.suffix!r} for {path}")
+    return write_bytes(path, encoded.tobytes())
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    return write_bytes(path, json.dumps(data, separators=(",", ":")).encode())
+
+
+# image formats OpenCV reads but cannot write an annotated (colour, 8-bit) image in: .pgm is grey only, .pfm float,
+# and there is no .dng or .mpo encoder
+_READ_ONLY_SUFFIXES = {".pgm", ".pfm", ".dng", ".mpo"}
+
+
+def annotated_name(path: Path) -> str:
+    """The file name of an image's annotated copy: the image's own, or its stem + .png for a format in
+    _READ_ONLY_SUFFIXES."""
+    return path.stem + ".png" if path.suffix.lower() in _READ_ONLY_SUFFIXES else path.name
+
+
+def check_output_folder(save_dir: Path, items: Sequence[str | np.ndarray], key: Callable[[Path], str],
+                        replaces_input: bool) -> None:
+    """Before the model loads: `save_dir` (the CLI's --save-dir) is a folder, no two input files of different
+    folders give the same output names (`key(path)`: their files would overwrite each other), and with
+    `replaces_input` (`key` is the output's file name) no output would replace an input in `save_dir`. Arrays
+    among `items` are not files and are passed over. OutputError otherwise."""
+    if save_dir.exists() and not save_dir.is_dir():
+        raise OutputError(f"--save-dir {save_dir} is a file; give a folder")
+    first: dict[str, str] = {}
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)):
+            continue
+        path = Path(item)
+        other = first.setdefault(key(path), item)
+        if other != item and not os.path.samefile(other, item):
+            raise OutputError(f"{other} and {item} would write files of the same names into {save_dir}, the second "
+                              "replacing the first: rename one, or run them separately")
+        target = save_dir / key(path)
+        if replaces_input and target.exists() and os.path.samefile(target, path):
+            raise OutputError(f"--save-dir {save_dir} holds the input {item}, which its output would replace: "
+                              "give another folder")

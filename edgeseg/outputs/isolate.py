@@ -1,0 +1,122 @@
+"""Object isolation: each detected object cut out of its frame, and the files that hold the cut-outs.
+
+The cut-outs equal the classic per-object recipe (a full-frame mask from cv2.drawContours, then
+cv2.bitwise_and or an alpha channel, then a crop to the integer box) pixel for pixel, but every
+step runs on the object's box only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..config import ISOLATE_SOURCES, IsolateOptions
+from ..errors import ConfigError
+from .files import write_image
+from ..kernels.isolate import cut_out
+from ..kernels.raster import fill_polygons
+
+if TYPE_CHECKING:
+    from ..results import Results
+
+log = logging.getLogger("edgeseg")
+
+def object_masks(result: "Results", source: str = "mask") -> list[tuple[np.ndarray, np.ndarray]]:
+    """(mask crop (h, w) uint8, origin (x0, y0)) of every object: its mask, or its outline filled again."""
+    if source == "mask":
+        return list(zip(result.masks.crops, result.masks.origins))
+    if source != "contour":
+        raise ConfigError(f"source must be one of {', '.join(ISOLATE_SOURCES)}, got {source!r}")
+    filled = []
+    for polygon in result.masks.xy:
+        # the recipe's polygon.astype(np.int32); OpenCV fills every pixel it draws on the outline too
+        vertices = polygon.astype(np.int32)
+        if len(vertices) == 0:
+            filled.append((np.zeros((0, 0), np.uint8), np.zeros(2, np.int64)))
+            continue
+        low, high = vertices.min(axis=0), vertices.max(axis=0) + 1
+        shape = (int(high[1] - low[1]), int(high[0] - low[0]))
+        filled.append((fill_polygons([vertices], shape, offset=(int(low[0]), int(low[1]))), low.astype(np.int64)))
+    return filled
+
+
+def isolate(result: "Results", background: str = "black", crop: bool = True, source: str = "mask") -> list[Any]:
+    """One image per object: (h, w, 3) BGR on black or (h, w, 4) BGRA on transparent, cropped to the object's
+    integer box [y1:y2, x1:x2] or the full frame.
+
+    With the masks left on the GPU (device_results=True), source "mask" is cut out on the GPU
+    (postprocess.cuda.isolate_cuda): the masks stay there and only the cut-outs, the images asked for, come to the
+    host. Outlines need the masks on the host (results.to_host())."""
+    options = IsolateOptions(background, crop, source)
+    if result.masks_on_device and options.source == "mask":
+        from ..postprocess.cuda import isolate_cuda
+
+        return isolate_cuda(result, background=options.background, crop=options.crop)
+    result.require_host_masks(f"isolate(source={source!r})")
+    return _cut_out_all(result, options, (options.background,))[0]
+
+
+def _cut_out_all(result: "Results", options: IsolateOptions, modes: tuple[str, ...]) -> list[list[np.ndarray]]:
+    """For each mode (see kernels.isolate.cut_out), every object's cut-out; the masks are made once."""
+    frame = result.orig_img
+    regions = options.regions(result.boxes.xyxy, frame.shape[:2])
+    masks = object_masks(result, options.source)
+    return [[cut_out(frame, mask, origin, region, mode) for (mask, origin), region in zip(masks, regions)]
+            for mode in modes]
+
+
+def box_crops(result: "Results", gain: float = 1.02, pad: int = 10) -> list[np.ndarray]:
+    """Each object's box, grown by `gain` and `pad` pixels, cropped from the frame with its background
+    (views into orig_img); the crop Ultralytics' save_crop writes."""
+    frame = result.orig_img
+    h, w = frame.shape[:2]
+    xyxy = result.boxes.xyxy.astype(np.float32)
+    centre, size = (xyxy[:, :2] + xyxy[:, 2:]) / 2, (xyxy[:, 2:] - xyxy[:, :2]) * np.float32(gain) + np.float32(pad)
+    grown = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
+    boxes = np.trunc(grown).astype(np.int64)  # Ultralytics: .long() truncates toward zero, then clips
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+    return [frame[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_label(name: str) -> str:
+    """A class name made safe as part of a file name: no separators, no leading dots, never empty."""
+    label = _UNSAFE.sub("_", str(name)).lstrip(".")
+    return label or "object"
+
+
+def save_isolated(result: "Results", folder: str | Path, background: str = "black", crop: bool = True,
+                  source: str = "mask", save_mask: bool = False, save_crop: bool = False,
+                  stem: str | None = None) -> list[Path]:
+    """Writes each object's cut-out as `{stem}_{label}-{index}.png` in `folder` (and `..._mask.png`,
+    `..._crop.png` when asked); each file to a temporary name, then renamed. Objects whose cut-out is
+    empty (a box less than a pixel wide) are skipped. Returns the paths written."""
+    result.require_host_masks("save_isolated")
+    options = IsolateOptions(background, crop, source)
+    folder = Path(folder)
+    # a path's stem is a file name already; a caller's stem may hold anything
+    stem = safe_label(stem) if stem is not None else Path(result.path).stem if result.path else "image"
+    written: list[Path] = []
+    modes = (options.background, "mask") if save_mask else (options.background,)
+    cutouts, *extra = _cut_out_all(result, options, modes)
+    masks = extra[0] if save_mask else [None] * len(result)
+    crops = box_crops(result) if save_crop else [None] * len(result)
+    for k, (cutout, mask, box_crop) in enumerate(zip(cutouts, masks, crops)):
+        base = f"{stem}_{safe_label(result.names.get(int(result.boxes.cls[k]), str(result.boxes.cls[k])))}-{k}"
+        if cutout.size == 0:
+            log.warning("%s: object %d has an empty box, nothing written", stem, k)
+            continue
+        written.append(write_image(folder / f"{base}.png", cutout))
+        if mask is not None:
+            written.append(write_image(folder / f"{base}_mask.png", mask))
+        if box_crop is not None and box_crop.size:
+            written.append(write_image(folder / f"{base}_crop.png", box_crop))
+    return written

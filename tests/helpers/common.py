@@ -1,0 +1,45 @@
+"""What the tests share besides fixtures: the project's test models and data, exporting with Ultralytics, the real
+command in a subprocess, and mask IoU."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("EDGESEG_SHARED", REPO.parent / "shared"))
+SHAPES_PT = SHARED / "models" / "shapes11n-seg.pt"
+SHAPES_ONNX = SHARED / "models" / "shapes11n-seg.onnx"
+VAL_DIR = SHARED / "data" / "shapes-seg" / "images" / "val"
+
+
+def export_onnx(tmp_path_factory, source: str | Path, name: str, **kwargs) -> Path:
+    """Exports a checkpoint or YAML with Ultralytics into a fresh folder; returns the ONNX path."""
+    ultralytics = pytest.importorskip("ultralytics")
+    folder = tmp_path_factory.mktemp(name)
+    if isinstance(source, Path):  # Ultralytics writes next to the checkpoint: copy it out of read-only shared/
+        source = Path(shutil.copy(source, folder / source.name))
+    else:  # a model built from YAML has random weights: the same ones every run, so every run tests the same model
+        import torch
+
+        torch.manual_seed(1)  # seed 0 happens to give a random80 model with no score above 1e-5
+    exported = ultralytics.YOLO(str(source)).export(format="onnx", **kwargs)
+    target = folder / f"{name}.onnx"
+    shutil.move(exported, target)
+    return target
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def edgeseg_cli(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The real `edgeseg` command in a subprocess (python -m edgeseg), output captured as text."""
+    return subprocess.run([sys.executable, "-m", "edgeseg", *map(str, args)], capture_output=True, text=True, cwd=cwd)
