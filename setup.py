@@ -41,7 +41,7 @@ class BuildKernels(build_ext):
             with tempfile.TemporaryDirectory(prefix="edgeseg-build-numba-") as cache:
                 os.environ["NUMBA_CACHE_DIR"] = cache
                 path = _kernels_package().compile_kernels(target.parent, target.name)
-        except Exception as e:  # noqa: BLE001 - any failure leaves a working (JIT) install, reported here
+        except Exception as e:
             print(f"edgeseg: WARNING: the kernels were not compiled ahead of time ({type(e).__name__}: {e}); "
                   "Numba will compile them on first use instead", file=sys.stderr)
             return

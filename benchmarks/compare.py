@@ -21,8 +21,8 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from scenes import MODEL, SCENES, Scene
@@ -83,7 +83,7 @@ def build_runs(model: Path) -> dict[str, dict[str, Run]]:
         # the bare session uses what edgeseg chose, so both run on the same provider
         session = session or ort.InferenceSession(str(model), providers=list(seg.providers))
         image = scene.image()
-        tensor = seg._pre([image])[0].copy()  # the Preprocessor's buffer is reused by the next call
+        tensor = seg.preprocess([image])[0].copy()  # the Preprocessor's buffer is reused by the next call
         runs[scene.name] = {
             "edgeseg": edgeseg_run(seg, image),
             "ultralytics": ultralytics_run(yolo, image, scene.conf),
@@ -116,7 +116,7 @@ def summarize(scene: Scene, samples: dict[str, list[dict]]) -> dict:
 
     def paired(f: Callable[[dict, dict, dict], float]) -> float:
         return statistics.median(f(e, u, b) for e, u, b in zip(samples["edgeseg"], samples["ultralytics"],
-                                                                samples["bare_run"]))
+                                                                samples["bare_run"], strict=True))
 
     return {
         "width": scene.width, "height": scene.height, "objects_drawn": scene.objects, "conf": scene.conf,

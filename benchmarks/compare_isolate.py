@@ -24,8 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeseg.results import Boxes, Masks, Results
 from edgeseg.app.synthetic import NAMES, make_scene
+from edgeseg.results import Boxes, Masks, Results
 
 CASES = [(bg, crop) for crop in (True, False) for bg in ("black", "transparent")]
 
@@ -43,7 +43,7 @@ def scene_results(width: int, height: int, objects: int, seed: int = 0) -> Resul
 
 def classic_recipe(frame: np.ndarray, polygons: list[np.ndarray], xyxy: np.ndarray, background: str, crop: bool) -> list:
     out = []
-    for polygon, box in zip(polygons, xyxy):
+    for polygon, box in zip(polygons, xyxy, strict=True):
         mask = np.zeros(frame.shape[:2], np.uint8)
         cv2.drawContours(mask, [polygon.astype(np.int32).reshape(-1, 1, 2)], -1, 255, cv2.FILLED)
         if background == "black":
@@ -71,7 +71,7 @@ def measure(result: Results, iters: int, warmup: int) -> dict:
         "edgeseg_contour": lambda bg, crop: result.isolate(bg, crop, "contour"),
     }
     for bg, crop in CASES:  # the outputs agree before anything is timed
-        for a, b in zip(contenders["classic"](bg, crop), contenders["edgeseg_contour"](bg, crop)):
+        for a, b in zip(contenders["classic"](bg, crop), contenders["edgeseg_contour"](bg, crop), strict=True):
             if not np.array_equal(a, b):
                 sys.exit(f"edgeseg's contour cut-out differs from the classic recipe ({bg}, crop={crop})")
     samples = {f"{bg}-{'crop' if crop else 'full'}": {who: [] for who in contenders} for bg, crop in CASES}
@@ -87,8 +87,8 @@ def measure(result: Results, iters: int, warmup: int) -> dict:
     for case, by in samples.items():
         summary[case] = {
             "median_ms": {who: statistics.median(v) for who, v in by.items()},
-            "speedup_mask": statistics.median(c / e for c, e in zip(by["classic"], by["edgeseg_mask"])),
-            "speedup_contour": statistics.median(c / e for c, e in zip(by["classic"], by["edgeseg_contour"])),
+            "speedup_mask": statistics.median(c / e for c, e in zip(by["classic"], by["edgeseg_mask"], strict=True)),
+            "speedup_contour": statistics.median(c / e for c, e in zip(by["classic"], by["edgeseg_contour"], strict=True)),
         }
     return summary
 

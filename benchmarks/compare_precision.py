@@ -34,8 +34,8 @@ import cv2
 from scenes import SHARED
 
 from edgeseg import Segmenter
-from edgeseg.outputs.files import write_bytes
 from edgeseg.app.synthetic import make_scene
+from edgeseg.outputs.files import write_bytes
 from edgeseg_export.accuracy import mask_map
 from edgeseg_export.quantize import METHODS, quantize_int8
 from edgeseg_export.to_onnx import OnnxOptions, export_onnx
@@ -103,7 +103,7 @@ def summarize(models: dict[str, Path], samples: dict[str, list[dict]], accuracy:
     out = {}
     for label, path in models.items():
         med = {k: statistics.median(r[k] for r in samples[label]) for k in samples[label][0]}
-        speedup = statistics.median(a["total"] / b["total"] for a, b in zip(reference, samples[label]))
+        speedup = statistics.median(a["total"] / b["total"] for a, b in zip(reference, samples[label], strict=True))
         out[label] = {"file": path.name, "size_mb": path.stat().st_size / 2**20, "median_ms": med,
                       "speedup_vs_fp32": speedup, "accuracy": accuracy[label], "samples_ms": samples[label]}
     return out

@@ -27,8 +27,8 @@ import cv2
 from scenes import MODEL
 
 from edgeseg import Segmenter, Tracker, process_video
-from edgeseg.outputs.annotate import BoxAnnotator, LabelAnnotator, MaskAnnotator, compose
 from edgeseg.app.synthetic import panning_frames
+from edgeseg.outputs.annotate import BoxAnnotator, LabelAnnotator, MaskAnnotator, compose
 from edgeseg.outputs.video_writer import VideoWriter
 
 SIZE = (1920, 1080)
@@ -76,7 +76,7 @@ def run_bare(seg: Segmenter, frames: int, threads: int | None) -> float:
     if threads:
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(MODEL), options, providers=list(seg.providers))
-    tensor = seg._pre([next(panning_frames(*SIZE, objects=1, frames=1))])[0].copy()
+    tensor = seg.preprocess([next(panning_frames(*SIZE, objects=1, frames=1))])[0].copy()
     feed = {session.get_inputs()[0].name: tensor}
     session.run(None, feed)
     start = time.perf_counter()

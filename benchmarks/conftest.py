@@ -61,10 +61,10 @@ def segmenter(scene: Scene, segmenters: dict[float, Segmenter]) -> Segmenter:
 
 @pytest.fixture(scope="session")
 def stages(segmenter: Segmenter, image: np.ndarray) -> EdgesegStages:
-    tensor, (letterbox,) = segmenter._pre([image])
+    tensor, (letterbox,) = segmenter.preprocess([image])
     tensor = tensor.copy()
     outputs = segmenter.backend.infer(tensor)
-    det, protos = outputs[segmenter._det_index][0], outputs[1 - segmenter._det_index][0]
+    det, protos = (output[0] for output in segmenter.spec.split(outputs))
     found = decode_raw(det, segmenter.num_classes, segmenter.config)
     return EdgesegStages(tensor, letterbox, det, protos, found)
 

@@ -31,7 +31,7 @@ def _describe(benchmark, scene: Scene, found: int | None = None, **extra) -> Non
 @pytest.mark.benchmark(group="preprocess")
 def test_preprocess_edgeseg(benchmark, scene, image, segmenter):
     _describe(benchmark, scene)
-    benchmark(segmenter._pre, [image])
+    benchmark(segmenter.preprocess, [image])
 
 
 @pytest.mark.benchmark(group="preprocess")
@@ -47,7 +47,7 @@ def test_preprocess_ultralytics(benchmark, scene, image, ultralytics_predictor):
 def network_input(segmenters):
     """(Segmenter, a copy of its input tensor) for the first scene: inference does not depend on the scene."""
     seg = segmenters[SCENES[0].conf]
-    tensor, _ = seg._pre([SCENES[0].image()])
+    tensor, _ = seg.preprocess([SCENES[0].image()])
     return seg, tensor.copy()
 
 

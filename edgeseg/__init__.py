@@ -30,10 +30,10 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .kernels.raster import fill_polygons
     from .app.process_video import VideoReport, process_video
-    from .tracking import Tracker, TrackerConfig
     from .inputs.source import open_source
+    from .kernels.raster import fill_polygons
+    from .tracking import Tracker, TrackerConfig
 
 
 def __getattr__(name: str):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -69,11 +70,11 @@ class ProviderOptions:
             set_("cudnn_conv_algo_search", search.upper())
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "provider_options") -> "ProviderOptions":
+    def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "provider_options") -> ProviderOptions:
         """From a YAML mapping; unknown keys are an error."""
         return settings_from_mapping(cls, data, where)
 
-    def replace(self, **changes: Any) -> "ProviderOptions":
+    def replace(self, **changes: Any) -> ProviderOptions:
         """A copy with some settings changed; None values leave a setting as it is."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -140,7 +141,7 @@ class PredictConfig:
             raise ConfigError("enable_cuda_graph needs device='cuda': ONNX Runtime replays a CUDA graph only with its "
                               "inputs and outputs bound to fixed GPU buffers, which the GPU path does")
 
-    def replace(self, **changes: Any) -> "PredictConfig":
+    def replace(self, **changes: Any) -> PredictConfig:
         """A copy with some settings changed; None values leave a setting as it is."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 

@@ -6,9 +6,10 @@ Masks are stored compactly: each object's mask covers only its pixel box.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ def _as_index(index: Any, n: int) -> np.ndarray:
 
 
 def _check(name: str, array: np.ndarray, shape: tuple, dtype: Any) -> None:
-    if array.dtype != dtype or array.ndim != len(shape) or any(s is not None and a != s for a, s in zip(array.shape, shape)):
+    if array.dtype != dtype or array.ndim != len(shape) or any(s is not None and a != s for a, s in zip(array.shape, shape, strict=True)):
         want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
         raise ValueError(f"{name} must be {want} {np.dtype(dtype)}, got {array.shape} {array.dtype}")
 
@@ -56,7 +57,7 @@ class Boxes:
     def __len__(self) -> int:
         return len(self.xyxy)
 
-    def __getitem__(self, index: Any) -> "Boxes":
+    def __getitem__(self, index: Any) -> Boxes:
         i = _as_index(index, len(self))
         return Boxes(self.xyxy[i], self.conf[i], self.cls[i], self.orig_shape, None if self.id is None else self.id[i])
 
@@ -94,14 +95,14 @@ class Masks:
     def __post_init__(self) -> None:
         _check("origins", self.origins, (len(self.crops), 2), np.int64)
         h, w = self.orig_shape
-        for crop, (x0, y0) in zip(self.crops, self.origins):
+        for crop, (x0, y0) in zip(self.crops, self.origins, strict=True):
             if crop.dtype != np.uint8 or crop.ndim != 2 or x0 < 0 or y0 < 0 or x0 + crop.shape[1] > w or y0 + crop.shape[0] > h:
                 raise ValueError(f"mask crop {crop.shape} {crop.dtype} at ({x0}, {y0}) does not fit a {w}x{h} image")
 
     def __len__(self) -> int:
         return len(self.crops)
 
-    def __getitem__(self, index: Any) -> "Masks":
+    def __getitem__(self, index: Any) -> Masks:
         i = _as_index(index, len(self))
         return Masks(tuple(self.crops[k] for k in i), self.origins[i], self.orig_shape)
 
@@ -109,7 +110,7 @@ class Masks:
     def data(self) -> np.ndarray:
         """Dense masks (N, H, W) uint8 0/1. Built on each access: keep the result if you need it twice."""
         dense = np.zeros((len(self), *self.orig_shape), np.uint8)
-        for k, (crop, (x0, y0)) in enumerate(zip(self.crops, self.origins)):
+        for k, (crop, (x0, y0)) in enumerate(zip(self.crops, self.origins, strict=True)):
             dense[k, y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
         return dense
 
@@ -124,7 +125,7 @@ class Masks:
         """Each object's outline, (K, 2) float32 source pixels, traced on its crop: see contours.object_polygon."""
         from .outputs.contours import object_polygon
 
-        return [object_polygon(crop, origin, strategy) for crop, origin in zip(self.crops, self.origins)]
+        return [object_polygon(crop, origin, strategy) for crop, origin in zip(self.crops, self.origins, strict=True)]
 
     @property
     def xy(self) -> list[np.ndarray]:
@@ -174,7 +175,7 @@ class DeviceMasks:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def __getitem__(self, index: Any) -> "DeviceMasks":
+    def __getitem__(self, index: Any) -> DeviceMasks:
         i = _as_index(index, len(self))
         return DeviceMasks(self.flat, self.starts[i], self.shapes[i], self.origins[i], self.orig_shape)
 
@@ -186,7 +187,7 @@ class DeviceMasks:
     @property
     def crops(self) -> tuple[Any, ...]:
         """Device views (h_i, w_i) uint8 0/1, one per object (no copy)."""
-        return tuple(self.flat[s : s + h * w].reshape(int(h), int(w)) for s, (h, w) in zip(self.starts, self.shapes))
+        return tuple(self.flat[s : s + h * w].reshape(int(h), int(w)) for s, (h, w) in zip(self.starts, self.shapes, strict=True))
 
     def to_host(self) -> Masks:
         """The masks copied to host memory: one copy of the span of the buffer the crops use."""
@@ -196,7 +197,7 @@ class DeviceMasks:
         low, high = int(self.starts.min()), int((self.starts + sizes).max())
         span = self.flat[low:high].copy_to_host() if high > low else np.zeros(0, np.uint8)
         crops = tuple(span[s - low : s - low + h * w].reshape(int(h), int(w))
-                      for s, (h, w) in zip(self.starts, self.shapes))
+                      for s, (h, w) in zip(self.starts, self.shapes, strict=True))
         return Masks(crops, self.origins.copy(), self.orig_shape)
 
 
@@ -222,15 +223,15 @@ class Results:
     def __len__(self) -> int:
         return len(self.boxes)
 
-    def __getitem__(self, index: Any) -> "Results":
+    def __getitem__(self, index: Any) -> Results:
         i = _as_index(index, len(self))
         return Results(self.orig_img, self.path, self.names, self.boxes[i], self.masks[i], self.speed)
 
-    def __iter__(self) -> Iterator["Results"]:
+    def __iter__(self) -> Iterator[Results]:
         for k in range(len(self)):
             yield self[k]
 
-    def to_host(self) -> "Results":
+    def to_host(self) -> Results:
         """These results with their masks in host memory (itself when they are there already)."""
         if isinstance(self.masks, Masks):
             return self

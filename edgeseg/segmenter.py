@@ -6,9 +6,10 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ContextManager
 
 import numpy as np
 
@@ -66,7 +67,7 @@ class Segmenter:
         self._setup(model, cfg)
 
     @classmethod
-    def from_config(cls, model: str | Path, config: PredictConfig) -> "Segmenter":
+    def from_config(cls, model: str | Path, config: PredictConfig) -> Segmenter:
         self = cls.__new__(cls)
         self._setup(model, config)
         return self
@@ -272,7 +273,7 @@ class Segmenter:
     def close(self) -> None:
         self.backend.close()
 
-    def __enter__(self) -> "Segmenter":
+    def __enter__(self) -> Segmenter:
         return self
 
     def __exit__(self, *exc: object) -> None:

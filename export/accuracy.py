@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from edgeseg import Segmenter
-from edgeseg.outputs.coco import encode_rle
 from edgeseg.errors import ConfigError, ExportError, SourceError
-from edgeseg.kernels.raster import fill_polygons
 from edgeseg.inputs.images import IMAGE_SUFFIXES, read_image
+from edgeseg.kernels.raster import fill_polygons
+from edgeseg.outputs.coco import encode_rle
 
 # COCOeval.stats positions (pycocotools' summarize order): AP at IoU .50:.95 and at .50, all areas, 100 detections
 _AP50_95, _AP50 = 0, 1

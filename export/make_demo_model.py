@@ -22,8 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeseg.outputs.files import write_bytes
 from edgeseg.app.synthetic import NAMES, make_scene
+from edgeseg.outputs.files import write_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 ASSET = REPO / "edgeseg" / "assets" / "shapes11n-seg-320.onnx"

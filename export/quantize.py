@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import onnx
@@ -23,15 +23,15 @@ from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, Q
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edgeseg.errors import EdgesegError, ExportError, ModelFormatError, ModelNotFoundError, SourceError
-from edgeseg.outputs.files import write_bytes
-from edgeseg.model.metadata import ModelMetadata
-from edgeseg.inputs.preprocess import Preprocessor
 from edgeseg.inputs.frames import ImageSource
 from edgeseg.inputs.images import IMAGE_SUFFIXES
+from edgeseg.inputs.preprocess import Preprocessor
+from edgeseg.model.metadata import ModelMetadata
+from edgeseg.outputs.files import write_bytes
 
 from .to_onnx import check_writable
 
-log = logging.getLogger("edgeseg")
+log = logging.getLogger(__name__)
 
 METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
            "percentile": CalibrationMethod.Percentile}

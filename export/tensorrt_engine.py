@@ -34,7 +34,7 @@ from edgeseg.outputs.files import write_bytes
 from edgeseg.inputs.preprocess import Preprocessor
 from edgeseg.inputs.images import read_image, to_bgr
 
-log = logging.getLogger("edgeseg")
+log = logging.getLogger(__name__)
 
 Shape = tuple[int, int, int, int]
 ALTERNATIVE = "; or export with --format onnx and run it on ONNX Runtime's TensorRT provider (--device tensorrt)"
@@ -230,14 +230,14 @@ def _check_profile(
 ) -> tuple[Shape, Shape, Shape]:
     named = {"min_shape": low, "opt_shape": opt, "max_shape": high}
     for what, shape in named.items():
-        for axis, (d, fixed) in enumerate(zip(shape, dims)):
+        for axis, (d, fixed) in enumerate(zip(shape, dims, strict=True)):
             if fixed is not None and d != fixed:
                 raise ExportError(f"{what} {_dims(shape)}: dimension {axis} of this model is fixed at {fixed}")
         if shape[1] != 3:
             raise ExportError(f"{what} {_dims(shape)}: a YOLO input has 3 channels")
         if shape[2] % stride or shape[3] % stride:
             raise ExportError(f"{what} {_dims(shape)}: height and width must be multiples of the stride {stride}")
-    if not all(a <= b <= c for a, b, c in zip(low, opt, high)):
+    if not all(a <= b <= c for a, b, c in zip(low, opt, high, strict=True)):
         raise ExportError(f"shapes must grow from min to opt to max in every dimension, got min {_dims(low)}, "
                           f"opt {_dims(opt)}, max {_dims(high)}")
     return low, opt, high
@@ -449,7 +449,7 @@ def _build(trt: Any, plan: EnginePlan) -> Path:
         "precision": plan.precision,
         "source": plan.onnx_path.name,
         "input": plan.input_name,
-        "profile": None if plan.profile is None else dict(zip(("min", "opt", "max"), map(list, plan.profile))),
+        "profile": None if plan.profile is None else dict(zip(("min", "opt", "max"), map(list, plan.profile), strict=True)),
         "workspace_gib": plan.workspace_gib,
         "calibration_images": len(plan.calib_files) if plan.int8 else None,
     }

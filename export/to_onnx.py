@@ -18,7 +18,7 @@ from typing import Any
 
 from edgeseg.errors import ConfigError, ExportError, ModelNotFoundError, NotSegmentationModelError, OutputError
 
-log = logging.getLogger("edgeseg")
+log = logging.getLogger(__name__)
 
 # Checkpoint names Ultralytics knows how to download: "yolo11n-seg.pt", "yolo26x-seg.pt", ...
 _HUB_PREFIXES = ("yolo", "yoloe", "rtdetr", "sam", "fastsam")

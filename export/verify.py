@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
 from edgeseg.errors import ExportError, SourceError
 
-log = logging.getLogger("edgeseg")
+log = logging.getLogger(__name__)
 
 MATCH_IOU = 0.5  # a detection of one model matches one of the other when same class and box IoU >= this
 
@@ -133,12 +133,12 @@ def _raw_outputs_diff(torch_model, segmenter, images: list[np.ndarray]) -> float
         return None
     worst = 0.0
     for image in images:
-        tensor, _ = segmenter._pre([image])
+        tensor, _ = segmenter.preprocess([image])
         batch = np.ascontiguousarray(tensor[:1]).astype(np.float32)
-        onnx_out = segmenter.backend.infer(tensor)
+        our_det, our_protos = segmenter.spec.split(segmenter.backend.infer(tensor))
         with torch.inference_mode():
             (det, protos), _ = torch_model(torch.from_numpy(batch))
-        for ours, theirs in ((onnx_out[segmenter._det_index][:1], det), (onnx_out[1 - segmenter._det_index][:1], protos)):
+        for ours, theirs in ((our_det[:1], det), (our_protos[:1], protos)):
             theirs = theirs.float().numpy()
             if ours.shape != theirs.shape:
                 return None

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..config import PredictConfig, load_config, parse_imgsz
-from ..errors import ConfigError, EdgesegError, OutputError
+from ..errors import ConfigError, EdgesegError
 
 if TYPE_CHECKING:
     from ..results import Results
@@ -191,13 +191,13 @@ def predict_config(args: argparse.Namespace) -> PredictConfig:
 
 
 def _segment_each(args: argparse.Namespace, items: list,
-                  handle: Callable[[int, str, "Results"], None]) -> tuple[int, int, dict, str]:
+                  handle: Callable[[int, str, Results], None]) -> tuple[int, int, dict, str]:
     """Runs the model over the expanded source `items` with a progress bar, calling handle(k, file name, result)
     for each image.
 
     Returns (images, objects, total ms by stage, provider)."""
-    from .progress import Progress
     from ..segmenter import Segmenter
+    from .progress import Progress
 
     cfg = predict_config(args)
     totals = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
@@ -223,8 +223,8 @@ def _summary(images: int, objects: int, totals: dict, provider: str) -> str:
 def run_predict(args: argparse.Namespace) -> int:
     from ..inputs.images import expand_source
     from ..inputs.source import is_video_source
-    from ..outputs.files import annotated_name, check_output_folder, write_image, write_json
     from ..outputs.annotate import plot
+    from ..outputs.files import annotated_name, check_output_folder, write_image, write_json
 
     if len(args.source) == 1 and is_video_source(args.source[0]):
         if args.save_json:
@@ -234,7 +234,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     coco: list[dict] = []
 
-    def handle(k: int, name: str, r: "Results") -> None:
+    def handle(k: int, name: str, r: Results) -> None:
         if args.save_dir:
             write_image(args.save_dir / annotated_name(Path(name)), plot(r))
         if args.save_json:
@@ -269,7 +269,7 @@ def run_isolate(args: argparse.Namespace) -> int:
     check_output_folder(args.save_dir, items, lambda path: path.stem, replaces_input=False)
     written: list[Path] = []
 
-    def handle(k: int, name: str, r: "Results") -> None:
+    def handle(k: int, name: str, r: Results) -> None:
         written.extend(r.save_isolated(args.save_dir, **vars(options), save_mask=args.save_mask,
                                        save_crop=args.save_crop, stem=None if r.path else Path(name).stem))
 
@@ -288,9 +288,9 @@ def _video_annotator(color_by: str = "class", show_ids: bool = True):
 
 
 def _run_video(args: argparse.Namespace, source: str, save: Path | None, tracked: bool) -> int:
-    from .process_video import process_video
     from ..segmenter import Segmenter
     from ..tracking import Tracker, TrackerConfig, load_tracker_config
+    from .process_video import process_video
 
     tracker = None
     if tracked:

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from ..assets import demo_model_path
-from ..outputs.annotate import plot
 from ..errors import ConfigError, OutputError
+from ..outputs.annotate import plot
 from ..outputs.files import write_bytes, write_image
-from .progress import Progress
 from ..results import Results
 from ..segmenter import Segmenter
+from .progress import Progress
 from .synthetic import Scene, make_scene
 
 # (width, height, shapes) of the demo scenes, used in turn: landscape, HD, portrait, full HD

@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..outputs.annotate import Annotator
 from ..errors import OutputError
+from ..inputs.frames import Frame
+from ..inputs.source import open_source
+from ..outputs.annotate import Annotator
 from ..outputs.files import write_image
 from ..outputs.isolate import isolate, safe_label
-from .progress import Progress
+from ..outputs.video_writer import VideoWriter
 from ..results import Results
 from ..segmenter import Segmenter
 from ..tracking import Tracker
-from ..inputs.frames import Frame
-from ..inputs.source import open_source
-from ..outputs.video_writer import VideoWriter
+from .progress import Progress
 
 
 @dataclass(frozen=True)

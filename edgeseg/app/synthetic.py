@@ -13,8 +13,8 @@ so the ground truth of each object is its visible region.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -85,7 +85,7 @@ class Scene:
         """The Ultralytics YOLO-seg label file: one line per object, class then its polygon normalised to [0, 1]."""
         h, w = self.shape
         lines = [f"{c} " + " ".join(f"{v:.5f}" for v in (p / np.array([w, h])).reshape(-1)) + "\n"
-                 for c, p in zip(self.classes, self.polygons)]
+                 for c, p in zip(self.classes, self.polygons, strict=True)]
         return "".join(lines)
 
 

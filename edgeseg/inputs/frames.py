@@ -63,7 +63,7 @@ class FrameSource:
     def _generate(self) -> Iterator[Frame]:
         raise NotImplementedError
 
-    def __iter__(self) -> "FrameSource":
+    def __iter__(self) -> FrameSource:
         return self
 
     def __next__(self) -> Frame:
@@ -100,7 +100,7 @@ class FrameSource:
             except ValueError:  # running in another thread right now: it sees `closed` / the stop event and ends
                 pass
 
-    def __enter__(self) -> "FrameSource":
+    def __enter__(self) -> FrameSource:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import glob
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np

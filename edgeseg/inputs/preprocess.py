@@ -35,7 +35,7 @@ class Preprocessor:
         h, w = boxes[0].dst_shape
         n = max(len(images), self.batch or 0)
         work = self._buffer((n, 3, h, w))
-        for k, (image, lb) in enumerate(zip(images, boxes)):
+        for k, (image, lb) in enumerate(zip(images, boxes, strict=True)):
             if image.shape[:2] != lb.resized:
                 image = cv2.resize(image, lb.resized[::-1], interpolation=cv2.INTER_LINEAR)
             hwc_bgr_to_chw_rgb(image, work[k], lb.top, lb.left, PAD_VALUE)

@@ -12,7 +12,7 @@ which is round-half-up of frame * (1 - a) + color * a for a = w / 256 (alpha 0.5
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def blend_masks(frame: np.ndarray, crops: Sequence[np.ndarray], origins, colors,
         raise ValueError(f"colors must be ({n}, 3) integers in [0, 255], got {colors.shape} {colors.dtype}")
     height, width = frame.shape[:2]
     boxes = np.empty((n, 4), np.int64)
-    for i, (crop, (x0, y0)) in enumerate(zip(crops, origins)):
+    for i, (crop, (x0, y0)) in enumerate(zip(crops, origins, strict=True)):
         crop = np.asarray(crop)
         if crop.ndim != 2 or crop.dtype not in (np.uint8, np.bool_):
             raise ValueError(f"crop {i} must be (h, w) uint8 or bool, got {crop.shape} {crop.dtype}")

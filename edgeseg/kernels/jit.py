@@ -22,8 +22,9 @@ import importlib
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 JIT_OPTIONS = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
@@ -36,7 +37,7 @@ DIGEST_FUNCTION = "source_digest"
 # export name -> (Python function, Numba signature) of every entry point, in definition order
 ENTRIES: dict[str, tuple[Callable, str]] = {}
 
-log = logging.getLogger("edgeseg")
+log = logging.getLogger(__name__)
 
 
 def source_digest() -> int:

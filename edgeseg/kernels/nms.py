@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import jit, kernel
+from .jit import kernel
 
 
 @kernel("int64(float32[:, ::1], int64, float32, boolean[::1], boolean, int64[::1], int64[::1], float32[::1])")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ast
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import NotSegmentationModelError
 
-log = logging.getLogger("edgeseg")
+log = logging.getLogger(__name__)
 
 COCO_NAMES = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
@@ -37,7 +38,7 @@ class ModelMetadata:
     dynamic: bool | None = None
 
     @classmethod
-    def from_strings(cls, props: Mapping[str, str]) -> "ModelMetadata":
+    def from_strings(cls, props: Mapping[str, str]) -> ModelMetadata:
         """Parses ONNX `metadata_props` as Ultralytics writes them (Python literals as strings)."""
 
         def literal(key: str) -> Any:

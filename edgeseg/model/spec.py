@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class ModelSpec:
     input_dtype: np.dtype
 
     @classmethod
-    def inspect(cls, backend: Backend, config: PredictConfig, name: str) -> "ModelSpec":
+    def inspect(cls, backend: Backend, config: PredictConfig, name: str) -> ModelSpec:
         """Checks that `backend` runs a YOLO segmentation model that `config` can use; NotSegmentationModelError or
         ConfigError (naming the model file `name`) otherwise."""
         meta = ModelMetadata.from_strings(backend.metadata)

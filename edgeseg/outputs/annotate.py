@@ -168,7 +168,7 @@ class OutlineAnnotator(_LineAnnotator):
 
     def _draw(self, scene: np.ndarray, results: Results) -> None:
         thickness = self.thickness or line_thickness(scene.shape)
-        for polygon, color in zip(results.masks.xy, self.colors(results)):
+        for polygon, color in zip(results.masks.xy, self.colors(results), strict=True):
             if len(polygon):
                 cv2.polylines(scene, [np.round(polygon).astype(np.int32)], True, _bgr(color), thickness)
 
@@ -182,7 +182,7 @@ class BoxAnnotator(_LineAnnotator):
         # corners clamped to the frame, so that a box reaching the frame's edge shows its line there
         last = [width - 1, height - 1, width - 1, height - 1]
         boxes = np.clip(np.round(results.boxes.xyxy).astype(np.int64), 0, last)
-        for box, color in zip(boxes, self.colors(results)):
+        for box, color in zip(boxes, self.colors(results), strict=True):
             x1, y1, x2, y2 = (int(v) for v in box)
             cv2.rectangle(scene, (x1, y1), (x2, y2), _bgr(color), thickness)
 
@@ -218,7 +218,7 @@ class LabelAnnotator(Annotator):
         else:
             scale, stroke = self.text_scale, max(1, round(2 * self.text_scale))
         pad = max(1, round(3 * scale))
-        for i, (box, color) in enumerate(zip(np.round(results.boxes.xyxy).astype(np.int64), self.colors(results))):
+        for i, (box, color) in enumerate(zip(np.round(results.boxes.xyxy).astype(np.int64), self.colors(results), strict=True)):
             text = self.text(results, i)
             (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, scale, stroke)
             label_w, label_h = text_w + 2 * pad, text_h + baseline + 2 * pad

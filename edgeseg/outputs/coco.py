@@ -3,8 +3,9 @@ results records of one image."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -59,7 +60,7 @@ def encode_rle(crop: np.ndarray, origin, image_shape: tuple[int, int]) -> dict:
             "counts": compress_counts(rle_counts(crop, origin, image_shape))}
 
 
-def to_coco(result: "Results", image_id: int | str | None = None,
+def to_coco(result: Results, image_id: int | str | None = None,
             category_ids: Sequence[int] | None = None) -> list[dict]:
     """COCO results of one image: one dict per object with image_id, category_id, bbox [x, y, w, h], score and
     segmentation as compressed RLE. `image_id` defaults to the file's stem (an int when it is one) or 0;

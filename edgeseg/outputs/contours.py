@@ -67,7 +67,7 @@ def join_contours(contours: list[np.ndarray]) -> np.ndarray:
         links[k - 1].append(i)
         links[k].append(j)
     loops, outward = [], []
-    for k, (contour, link) in enumerate(zip(contours, links)):
+    for k, (contour, link) in enumerate(zip(contours, links, strict=True)):
         if len(link) == 2 and link[0] > link[1]:
             # walk a middle contour backwards so the way to the next contour comes first
             contour = contour[::-1]

@@ -6,13 +6,15 @@ import errno
 import json
 import os
 import secrets
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from ..errors import OutputError
+
 
 def temporary_file(path: Path, prefix: str, suffix: str) -> tuple[int, Path]:
     """A new empty file in `path`'s folder (created if needed), named `{prefix}{random}{suffix}`, open for writing:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,19 +16,19 @@ import numpy as np
 
 from ..config import ISOLATE_SOURCES, IsolateOptions
 from ..errors import ConfigError
-from .files import write_image
 from ..kernels.isolate import cut_out
 from ..kernels.raster import fill_polygons
+from .files import write_image
 
 if TYPE_CHECKING:
     from ..results import Results
 
-log = logging.getLogger("edgeseg")
+log = logging.getLogger(__name__)
 
-def object_masks(result: "Results", source: str = "mask") -> list[tuple[np.ndarray, np.ndarray]]:
+def object_masks(result: Results, source: str = "mask") -> list[tuple[np.ndarray, np.ndarray]]:
     """(mask crop (h, w) uint8, origin (x0, y0)) of every object: its mask, or its outline filled again."""
     if source == "mask":
-        return list(zip(result.masks.crops, result.masks.origins))
+        return list(zip(result.masks.crops, result.masks.origins, strict=True))
     if source != "contour":
         raise ConfigError(f"source must be one of {', '.join(ISOLATE_SOURCES)}, got {source!r}")
     filled = []
@@ -45,7 +44,7 @@ def object_masks(result: "Results", source: str = "mask") -> list[tuple[np.ndarr
     return filled
 
 
-def isolate(result: "Results", background: str = "black", crop: bool = True, source: str = "mask") -> list[Any]:
+def isolate(result: Results, background: str = "black", crop: bool = True, source: str = "mask") -> list[Any]:
     """One image per object: (h, w, 3) BGR on black or (h, w, 4) BGRA on transparent, cropped to the object's
     integer box [y1:y2, x1:x2] or the full frame.
 
@@ -61,16 +60,16 @@ def isolate(result: "Results", background: str = "black", crop: bool = True, sou
     return _cut_out_all(result, options, (options.background,))[0]
 
 
-def _cut_out_all(result: "Results", options: IsolateOptions, modes: tuple[str, ...]) -> list[list[np.ndarray]]:
+def _cut_out_all(result: Results, options: IsolateOptions, modes: tuple[str, ...]) -> list[list[np.ndarray]]:
     """For each mode (see kernels.isolate.cut_out), every object's cut-out; the masks are made once."""
     frame = result.orig_img
     regions = options.regions(result.boxes.xyxy, frame.shape[:2])
     masks = object_masks(result, options.source)
-    return [[cut_out(frame, mask, origin, region, mode) for (mask, origin), region in zip(masks, regions)]
+    return [[cut_out(frame, mask, origin, region, mode) for (mask, origin), region in zip(masks, regions, strict=True)]
             for mode in modes]
 
 
-def box_crops(result: "Results", gain: float = 1.02, pad: int = 10) -> list[np.ndarray]:
+def box_crops(result: Results, gain: float = 1.02, pad: int = 10) -> list[np.ndarray]:
     """Each object's box, grown by `gain` and `pad` pixels, cropped from the frame with its background
     (views into orig_img); the crop Ultralytics' save_crop writes."""
     frame = result.orig_img
@@ -93,7 +92,7 @@ def safe_label(name: str) -> str:
     return label or "object"
 
 
-def save_isolated(result: "Results", folder: str | Path, background: str = "black", crop: bool = True,
+def save_isolated(result: Results, folder: str | Path, background: str = "black", crop: bool = True,
                   source: str = "mask", save_mask: bool = False, save_crop: bool = False,
                   stem: str | None = None) -> list[Path]:
     """Writes each object's cut-out as `{stem}_{label}-{index}.png` in `folder` (and `..._mask.png`,
@@ -109,7 +108,7 @@ def save_isolated(result: "Results", folder: str | Path, background: str = "blac
     cutouts, *extra = _cut_out_all(result, options, modes)
     masks = extra[0] if save_mask else [None] * len(result)
     crops = box_crops(result) if save_crop else [None] * len(result)
-    for k, (cutout, mask, box_crop) in enumerate(zip(cutouts, masks, crops)):
+    for k, (cutout, mask, box_crop) in enumerate(zip(cutouts, masks, crops, strict=True)):
         base = f"{stem}_{safe_label(result.names.get(int(result.boxes.cls[k]), str(result.boxes.cls[k])))}-{k}"
         if cutout.size == 0:
             log.warning("%s: object %d has an empty box, nothing written", stem, k)

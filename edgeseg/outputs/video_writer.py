@@ -89,7 +89,7 @@ class VideoWriter:
             raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None
         return self.path
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

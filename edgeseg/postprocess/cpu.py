@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import PredictConfig
+from ..inputs.letterbox import Letterbox, box_pixels, mask_geometry
 from ..kernels.masks import masks_in_boxes
 from ..kernels.nms import nms, select_candidates, xywh_to_xyxy
-from ..inputs.letterbox import Letterbox, box_pixels, mask_geometry
 from ..results import Boxes, Masks
 
 # Ultralytics' non_max_suppression constants: candidates kept before NMS, and the per-class box
@@ -84,6 +84,6 @@ def to_source(det: Detections, protos: np.ndarray, letterbox: Letterbox) -> tupl
     crops = [flat[offsets[k] : offsets[k + 1]].reshape(bounds[k, 3] - bounds[k, 1], bounds[k, 2] - bounds[k, 0])
              for k in range(len(bounds))]
     keep = np.array([c.size > 0 and bool(c.any()) for c in crops], np.bool_)
-    masks = Masks(tuple(c for c, k in zip(crops, keep) if k), bounds[keep][:, :2].copy(), shape)
+    masks = Masks(tuple(c for c, k in zip(crops, keep, strict=True) if k), bounds[keep][:, :2].copy(), shape)
     boxes = Boxes(xyxy[keep], det.conf[keep].astype(np.float32), det.cls[keep].astype(np.int64), shape)
     return boxes, masks

@@ -11,17 +11,18 @@ for on the device. Scratch buffers come from a Workspace (kernels/cuda/workspace
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..config import IsolateOptions, PredictConfig
-from .gpu import require_cuda
+from ..inputs.letterbox import Letterbox, box_pixels, mask_geometry
 from ..kernels.blend import blend_weight
 from ..kernels.masks import box_offsets
-from ..inputs.letterbox import Letterbox, box_pixels, mask_geometry
-from .cpu import MAX_NMS_CANDIDATES, MAX_WH, Detections, allowed_classes
 from ..results import Boxes, DeviceMasks, Masks, Results
+from .cpu import MAX_NMS_CANDIDATES, MAX_WH, Detections, allowed_classes
+from .gpu import require_cuda
 
 if TYPE_CHECKING:
     from ..kernels.cuda.workspace import Workspace
@@ -75,7 +76,7 @@ def _device_masks(masks: Masks | DeviceMasks) -> tuple[Any, np.ndarray, np.ndarr
 
     if isinstance(masks, DeviceMasks):
         return masks.flat, masks.starts, masks.boxes
-    boxes = np.array([[x0, y0, x0 + c.shape[1], y0 + c.shape[0]] for c, (x0, y0) in zip(masks.crops, masks.origins)],
+    boxes = np.array([[x0, y0, x0 + c.shape[1], y0 + c.shape[0]] for c, (x0, y0) in zip(masks.crops, masks.origins, strict=True)],
                      np.int64).reshape(-1, 4)
     starts = box_offsets(boxes)[:-1]
     flat = np.concatenate([c.ravel() for c in masks.crops]) if len(boxes) else np.zeros(0, np.uint8)
@@ -91,8 +92,8 @@ def isolate_cuda(result: Results, frame: Any = None, background: str = "black", 
     arrays, or device arrays (of their own) with to_host=False. workspace: for the tables and, with to_host, the
     cut-outs before their copy to the host (fresh buffers if None).
     """
-    from .gpu import upload
     from ..kernels.cuda.isolate import MODES, cut_outs_cuda
+    from .gpu import upload
 
     options = IsolateOptions(background, crop, "mask")
     if len(result) == 0:  # nothing to cut out: not even the frame goes up
@@ -139,9 +140,9 @@ class CudaPostprocessor:
 
     def to_device(self, output: Any) -> Any:
         """A network output as a float32 device array: a device buffer viewed in place, a host array uploaded."""
-        from .gpu import as_device_array, upload
         from ..kernels.cuda.cast import to_float32
         from ..kernels.cuda.jit import is_device_array
+        from .gpu import as_device_array, upload
 
         if isinstance(output, np.ndarray):
             return upload(output.astype(np.float32, copy=False))
@@ -152,9 +153,9 @@ class CudaPostprocessor:
         overwrites (a TensorRT engine's, a CUDA graph's): a pipeline runs the network again before it has
         post-processed these. A float16 output's conversion is already such an array; only float32 buffers are
         copied."""
-        from .gpu import as_device_array
         from ..kernels.cuda.cast import to_float32
         from ..kernels.cuda.jit import is_device_array
+        from .gpu import as_device_array
 
         if not _simulated():
             self.cuda.select_device(self.device_id)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import CudaError
 
-log = logging.getLogger("edgeseg")
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = ("install the NVIDIA driver and, for Numba's CUDA compiler, the CUDA toolkit's NVVM "
                 "(pip install 'numba-cuda[cu12]', or conda install cuda-nvcc); or use device='cpu'")

@@ -21,9 +21,10 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,7 @@ class TrackerConfig:
             raise ConfigError(f"fuse_score must be true or false, got {self.fuse_score!r}")
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "tracker config") -> "TrackerConfig":
+    def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "tracker config") -> TrackerConfig:
         """From a YAML mapping; unknown keys are an error. `tracker_type`, as in Ultralytics' files, must be bytetrack."""
         if data is None:
             return cls()
@@ -230,7 +231,7 @@ class Tracker:
         # 4. new tracks from the high-score detections nobody took
         born = high[left_high][conf[high[left_high]] >= cfg.new_track_thresh]
         means, covs = kalman.initiate(det_xyah[born])
-        for det, mean, cov in zip(born, means, covs):
+        for det, mean, cov in zip(born, means, covs, strict=True):
             activated.append(_Track(self._next_id, mean, cov, int(det), self.frame, confirmed=self.frame == 1))
             self._next_id += 1
         # 5. lost tracks not seen for too long
@@ -255,7 +256,7 @@ class Tracker:
         cov = np.stack([t.cov for t in tracks])
         mean[[t.state != TRACKED for t in tracks], 7] = 0  # a track out of sight stops growing or shrinking
         mean, cov = kalman.predict(mean, cov)
-        for t, m, c in zip(tracks, mean, cov):
+        for t, m, c in zip(tracks, mean, cov, strict=True):
             t.mean, t.cov = m, c
 
     def _correct(self, taken: list[tuple[_Track, int]], det_xyah: np.ndarray) -> None:
@@ -263,7 +264,7 @@ class Tracker:
             return
         mean, cov = kalman.update(np.stack([t.mean for t, _ in taken]), np.stack([t.cov for t, _ in taken]),
                                   det_xyah[[d for _, d in taken]])
-        for (t, _), m, c in zip(taken, mean, cov):
+        for (t, _), m, c in zip(taken, mean, cov, strict=True):
             t.mean, t.cov = m, c
 
     @staticmethod
@@ -290,7 +291,7 @@ class Tracker:
             return tracked, lost
         box = lambda ts: kalman.xyah_to_xyxy(np.stack([t.mean for t in ts]))  # noqa: E731
         drop_tracked, drop_lost = set(), set()
-        for p, q in zip(*np.nonzero(_iou_distance(box(tracked), box(lost)) < DUPLICATE_THRESH)):
+        for p, q in zip(*np.nonzero(_iou_distance(box(tracked), box(lost)) < DUPLICATE_THRESH), strict=True):
             if tracked[p].frame - tracked[p].start > lost[q].frame - lost[q].start:
                 drop_lost.add(q)
             else:

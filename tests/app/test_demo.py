@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from edgeseg import ConfigError, Segmenter
-from edgeseg.assets import DEMO_MODEL, demo_model_path
 from edgeseg.app.synthetic import MIN_VISIBLE_PIXELS, NAMES, make_scene
-
+from edgeseg.assets import DEMO_MODEL, demo_model_path
 from tests.helpers.common import REPO, SHARED
 
 
@@ -117,7 +116,7 @@ def test_demo_model_ships_in_the_package():
 def test_scenes_are_seeded(layout):
     a, b = make_scene(320, 240, 8, seed=3, layout=layout), make_scene(320, 240, 8, seed=3, layout=layout)
     assert np.array_equal(a.image, b.image) and np.array_equal(a.instance_ids, b.instance_ids)
-    assert np.array_equal(a.classes, b.classes) and all(np.array_equal(p, q) for p, q in zip(a.polygons, b.polygons))
+    assert np.array_equal(a.classes, b.classes) and all(np.array_equal(p, q) for p, q in zip(a.polygons, b.polygons, strict=True))
     c = make_scene(320, 240, 8, seed=4, layout=layout)
     assert not np.array_equal(a.image, c.image)
 
@@ -137,7 +136,7 @@ def test_scene_ground_truth_is_inside_the_image_and_matches_the_masks(size, obje
         assert (scene.areas >= MIN_VISIBLE_PIXELS).all()
         masks = scene.masks
         assert masks.shape == (n, height, width) and masks.dtype == np.uint8
-        for i, (polygon, box) in enumerate(zip(scene.polygons, scene.boxes)):
+        for i, (polygon, box) in enumerate(zip(scene.polygons, scene.boxes, strict=True)):
             assert polygon.dtype == np.float32 and polygon.shape[1] == 2 and len(polygon) >= 3
             assert (polygon >= 0).all() and (polygon[:, 0] < width).all() and (polygon[:, 1] < height).all()
             ys, xs = np.nonzero(masks[i])

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 
 from edgeseg import OutputError, Segmenter
-from edgeseg.assets import demo_model_path
 from edgeseg.app.process_video import process_video
-from edgeseg.inputs.source import is_video_source
 from edgeseg.app.synthetic import panning_frames
-from edgeseg.tracking import Tracker
+from edgeseg.assets import demo_model_path
+from edgeseg.inputs.source import is_video_source
 from edgeseg.outputs.video_writer import VideoWriter
-
+from edgeseg.tracking import Tracker
 from tests.helpers.common import edgeseg_cli
 
 FPS = 12.0

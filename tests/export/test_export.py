@@ -87,7 +87,7 @@ def test_dynamic_export_runs_batches_of_1_3_and_8(exports, checkpoint, val_image
     for batch in (1, 3, 8):
         seg = Segmenter(exports["dynamic"], imgsz=320, batch=batch)
         assert seg.batch_size == batch
-        for single, batched in zip(one, seg(images)):
+        for single, batched in zip(one, seg(images), strict=True):
             np.testing.assert_allclose(single.boxes.xyxy, batched.boxes.xyxy, atol=1e-3)
             assert len(single) == len(batched)
 

@@ -10,13 +10,12 @@ import onnx
 import pytest
 
 from edgeseg import Segmenter
-from edgeseg.outputs.coco import encode_rle
-from edgeseg.errors import ExportError, ModelFormatError, ModelNotFoundError, OutputError, SourceError
 from edgeseg.app.synthetic import make_scene
+from edgeseg.errors import ExportError, ModelFormatError, ModelNotFoundError, OutputError, SourceError
+from edgeseg.outputs.coco import encode_rle
 from edgeseg_export import quantize as quantize_module
 from edgeseg_export.accuracy import evaluate, load_ground_truth, mask_map
 from edgeseg_export.quantize import calibration_files, float_nodes, quantize_int8
-
 from tests.helpers.common import SHAPES_PT, SHARED, export_onnx, mask_iou
 
 DATASET = SHARED / "data" / "shapes-seg"
@@ -80,7 +79,7 @@ def test_int8_model_agrees_with_fp32(fp32_320, int8_model, val_images):
     images = [str(p) for p in val_images]
     with Segmenter(fp32_320, conf=0.25) as seg32, Segmenter(int8_model, conf=0.1) as seg8:
         assert seg8.names == seg32.names and seg8.imgsz == seg32.imgsz == (320, 320)
-        pairs = list(zip(seg32.predict(images), seg8.predict(images)))
+        pairs = list(zip(seg32.predict(images), seg8.predict(images), strict=True))
     ious, total = [], 0
     for ref, other in pairs:
         ref = ref[ref.boxes.conf >= CONFIDENT]
@@ -211,7 +210,7 @@ def test_ground_truth_masks_are_the_filled_label_polygons():
     lines = (DATASET / "labels" / "val" / f"{images[0].stem}.txt").read_text().split("\n")
     polygons = [np.array(line.split()[1:], np.float64).reshape(-1, 2) for line in lines if line.strip()]
     assert len(polygons) == len(gt["annotations"])
-    for polygon, ann in zip(polygons, gt["annotations"]):
+    for polygon, ann in zip(polygons, gt["annotations"], strict=True):
         expected = np.zeros((h, w), np.uint8)
         cv2.fillPoly(expected, [np.round(polygon * (w, h)).astype(np.int32)], 1)
         assert np.array_equal(coco_mask.decode(ann["segmentation"]), expected)

@@ -51,12 +51,12 @@ def record(path: Path) -> None:
     FakeCUDAKernel.__call__ = recording
 
     from edgeseg import Segmenter
+    from edgeseg.app.synthetic import make_scene
     from edgeseg.assets import __file__ as assets
     from edgeseg.config import PredictConfig
-    from edgeseg.kernels.cuda.masks import masks_in_boxes_cuda
     from edgeseg.inputs.letterbox import mask_geometry
+    from edgeseg.kernels.cuda.masks import masks_in_boxes_cuda
     from edgeseg.postprocess.cuda import decode_end2end_cuda, fill_masks_cuda, isolate_cuda
-    from edgeseg.app.synthetic import make_scene
 
     demo = Path(assets).parent / "shapes11n-seg-320.onnx"
     image = make_scene(128, 96, 3, seed=1).image
@@ -92,8 +92,9 @@ def _kernels() -> set[tuple[str, str]]:
     import importlib
     import pkgutil
 
-    import edgeseg.kernels.cuda as package
     from numba.cuda.simulator.kernel import FakeCUDAKernel
+
+    import edgeseg.kernels.cuda as package
 
     found = set()
     for info in pkgutil.iter_modules(package.__path__):

@@ -66,7 +66,7 @@ def nms(boxes, scores, iou_thres, max_det=None):
         if remaining:
             iou = iou_one_to_many(boxes[i], boxes[remaining])
             # the float32 IoU is compared with the threshold as a double, as torchvision does (float32(0.3) > 0.3)
-            remaining = [j for j, v in zip(remaining, iou.astype(np.float64)) if not v > float(iou_thres)]
+            remaining = [j for j, v in zip(remaining, iou.astype(np.float64), strict=True) if not v > float(iou_thres)]
     keep = np.array(keep, np.int64)
     return keep if max_det is None else keep[:max_det]
 
@@ -143,7 +143,7 @@ def _edges_top_down(polygons, number):
     coordinates converted by `number` (float or int); winding is +1 for an edge that goes down, -1 up."""
     for polygon in polygons:
         vertices = np.asarray(polygon).reshape(-1, 2)
-        for (xa, ya), (xb, yb) in zip(np.roll(vertices, 1, axis=0), vertices):
+        for (xa, ya), (xb, yb) in zip(np.roll(vertices, 1, axis=0), vertices, strict=True):
             xa, ya, xb, yb = number(xa), number(ya), number(xb), number(yb)
             if ya < yb:
                 yield xa, ya, xb, yb, 1
@@ -213,7 +213,7 @@ def blend_masks(frame, crops, origins, colors, alpha):
     """
     out = frame.astype(np.float64)
     a = np.floor(alpha * 256 + 0.5) / 256
-    for crop, (x0, y0), color in zip(crops, origins, colors):
+    for crop, (x0, y0), color in zip(crops, origins, colors, strict=True):
         inside = np.zeros(frame.shape[:2], bool)
         inside[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = np.asarray(crop) != 0
         out[inside] = np.floor(out[inside] * (1 - a) + np.asarray(color, np.float64) * a + 0.5)

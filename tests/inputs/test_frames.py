@@ -248,7 +248,7 @@ def test_live_close_stops_the_reader():
     factory = Factory([-1])
     source = open_source("0", capture_factory=factory)
     assert factory.targets == [0]
-    for _ in zip(range(5), source):
+    for _ in zip(range(5), source, strict=False):  # the first five frames
         pass
     start = time.monotonic()
     source.close()

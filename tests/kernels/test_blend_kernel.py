@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from tests.helpers import naive  # noqa: E402
-
-from edgeseg.kernels.blend import blend_masks, blend_weight  # noqa: E402
+from edgeseg.kernels.blend import blend_masks, blend_weight
+from tests.helpers import naive
 
 
 def random_objects(rng, height, width, n):

@@ -4,23 +4,18 @@ thread as Python. These runs check the kernels' logic and float32 arithmetic; th
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from tests.helpers import cudasim  # noqa: E402
+from tests.helpers import cudasim
 
 cudasim.use_simulator()
 
-from tests.helpers import naive  # noqa: E402
 from numba import cuda  # noqa: E402
-from tests.helpers.random_inputs import random_boxes, random_prototypes  # noqa: E402
 
 import edgeseg.postprocess.cpu as postprocess  # noqa: E402
 from edgeseg.config import PredictConfig  # noqa: E402
-from edgeseg.postprocess.cpu import MAX_WH  # noqa: E402
+from edgeseg.inputs.letterbox import box_pixels, mask_geometry  # noqa: E402
 from edgeseg.kernels.blend import blend_masks, blend_weight  # noqa: E402
 from edgeseg.kernels.cuda.blend import blend_masks_cuda  # noqa: E402
 from edgeseg.kernels.cuda.cast import to_float32  # noqa: E402
@@ -29,7 +24,9 @@ from edgeseg.kernels.cuda.masks import linear_taps, masks_in_boxes_cuda  # noqa:
 from edgeseg.kernels.cuda.nms import decode_end2end_cuda, decode_raw_cuda  # noqa: E402
 from edgeseg.kernels.isolate import cut_out  # noqa: E402
 from edgeseg.kernels.masks import masks_in_boxes  # noqa: E402
-from edgeseg.inputs.letterbox import box_pixels, mask_geometry  # noqa: E402
+from edgeseg.postprocess.cpu import MAX_WH  # noqa: E402
+from tests.helpers import naive  # noqa: E402
+from tests.helpers.random_inputs import random_boxes, random_prototypes  # noqa: E402
 
 
 def test_linear_taps_are_the_naive_ones():
@@ -176,7 +173,7 @@ def decode_both(pred: np.ndarray, nc: int, cfg: PredictConfig):
     got = decode_raw_cuda(pred, nc, cfg.conf, postprocess.allowed_classes(nc, cfg.classes),
                           cfg.multi_label, cfg.iou, cfg.max_det, 0.0 if cfg.agnostic_nms else float(MAX_WH), 30000)
     got = (*got[:3], got[3].copy_to_host())
-    for g, w in zip(got, [want.xyxy, want.conf, want.cls, want.coefs]):
+    for g, w in zip(got, [want.xyxy, want.conf, want.cls, want.coefs], strict=True):
         np.testing.assert_array_equal(g, w)
     return want, got
 
@@ -278,7 +275,7 @@ def test_cut_outs_are_the_cpu_cut_outs(mode):
     regions = np.array([boxes[0], [0, 0, 19, 14], [2, 1, 15, 12], boxes[3]], np.int64)
     out, offsets = cut_outs_cuda(cuda.to_device(frame), cuda.to_device(flat), starts, boxes, regions, mode)
     host = out.copy_to_host()
-    for i, (crop, box, region) in enumerate(zip(crops, boxes, regions)):
+    for i, (crop, box, region) in enumerate(zip(crops, boxes, regions, strict=True)):
         want = cut_out(frame, crop, box[:2], region, mode)
         np.testing.assert_array_equal(host[offsets[i] : offsets[i + 1]].reshape(want.shape), want)
 

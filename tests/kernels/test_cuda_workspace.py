@@ -4,23 +4,20 @@ frame out of one workspace as out of fresh buffers."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-from tests.helpers import cudasim  # noqa: E402
+from tests.helpers import cudasim
 
 cudasim.use_simulator()
 
 from numba import cuda  # noqa: E402
-from tests.helpers.random_inputs import random_boxes, random_prototypes  # noqa: E402
 
+from edgeseg.inputs.letterbox import box_pixels, mask_geometry  # noqa: E402
 from edgeseg.kernels.cuda.masks import masks_in_boxes_cuda  # noqa: E402
 from edgeseg.kernels.cuda.nms import decode_raw_cuda  # noqa: E402
 from edgeseg.kernels.cuda.workspace import Workspace  # noqa: E402
 from edgeseg.kernels.masks import masks_in_boxes  # noqa: E402
-from edgeseg.inputs.letterbox import box_pixels, mask_geometry  # noqa: E402
+from tests.helpers.random_inputs import random_boxes, random_prototypes  # noqa: E402
 
 
 def test_a_name_is_one_buffer_reused_and_grown_when_too_small():
@@ -54,7 +51,7 @@ def test_upload_many_is_one_buffer_of_views_shaped_as_the_arrays():
     arrays = [np.arange(8).reshape(2, 4), np.array([5, 6, 7]), np.zeros((0, 4), np.int64), np.array([[1, 2]])]
     views = ws.upload_many("t", arrays)
     assert [v.shape for v in views] == [a.shape for a in arrays]
-    for view, array in zip(views, arrays):
+    for view, array in zip(views, arrays, strict=True):
         np.testing.assert_array_equal(view.copy_to_host(), array)
     assert ws._buffers["t"].shape[0] >= 13
 
@@ -98,7 +95,7 @@ def test_kernels_give_the_same_results_frame_after_frame_from_one_workspace():
         args = (3, 0.25, np.ones(3, np.bool_), False, 0.5, 300, 4096.0, 30000)
         want = decode_raw_cuda(cuda.to_device(pred), *args)
         got = decode_raw_cuda(cuda.to_device(pred), *args, workspace=ws)
-        for g, w in zip(got[:3], want[:3]):
+        for g, w in zip(got[:3], want[:3], strict=True):
             np.testing.assert_array_equal(g, w)
         np.testing.assert_array_equal(got[3].copy_to_host(), want[3].copy_to_host())
         boxes = random_boxes(rng, 3, shape)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from tests.helpers import naive  # noqa: E402
-
-from edgeseg.kernels.isolate import cut_out  # noqa: E402
+from edgeseg.kernels.isolate import cut_out
+from tests.helpers import naive
 
 
 @pytest.mark.parametrize("mode", ["black", "transparent", "mask"])

@@ -3,18 +3,14 @@ scale_boxes."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from tests.helpers import naive  # noqa: E402
-from tests.helpers.random_inputs import random_boxes, random_prototypes  # noqa: E402
-
-from edgeseg.kernels.masks import masks_in_boxes  # noqa: E402
-from edgeseg.inputs.letterbox import Letterbox, box_pixels, mask_geometry  # noqa: E402
-from edgeseg.postprocess.cpu import Detections, to_source  # noqa: E402
+from edgeseg.inputs.letterbox import Letterbox, box_pixels, mask_geometry
+from edgeseg.kernels.masks import masks_in_boxes
+from edgeseg.postprocess.cpu import Detections, to_source
+from tests.helpers import naive
+from tests.helpers.random_inputs import random_boxes, random_prototypes
 
 # (prototype grid, source image) pairs; the comment is the upsample mask_geometry picks
 CASES = [
@@ -89,7 +85,7 @@ def test_box_pixels_is_the_crop_mask_rule():
     px = box_pixels(boxes, shape)
     assert px.dtype == np.int64
     cols, rows = np.arange(shape[1], dtype=np.float32), np.arange(shape[0], dtype=np.float32)
-    for box, (x0, y0, x1, y1) in zip(boxes, px):
+    for box, (x0, y0, x1, y1) in zip(boxes, px, strict=True):
         kept_cols = np.flatnonzero((cols >= box[0]) & (cols < box[2]))
         kept_rows = np.flatnonzero((rows >= box[1]) & (rows < box[3]))
         assert 0 <= x0 <= shape[1] and 0 <= y0 <= shape[0] and 0 <= x1 <= shape[1] and 0 <= y1 <= shape[0]

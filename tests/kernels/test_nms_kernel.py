@@ -4,19 +4,15 @@ Ultralytics' non_max_suppression."""
 from __future__ import annotations
 
 import inspect
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import naive  # noqa: E402
-
-import edgeseg.postprocess.cpu  # noqa: E402
-from edgeseg.config import PredictConfig  # noqa: E402
-from edgeseg.postprocess.cpu import MAX_NMS_CANDIDATES, MAX_WH  # noqa: E402
-from edgeseg.kernels.nms import nms, select_candidates, xywh_to_xyxy  # noqa: E402
-from edgeseg.postprocess.cpu import decode_end2end, decode_raw  # noqa: E402
+import edgeseg.postprocess.cpu
+from edgeseg.config import PredictConfig
+from edgeseg.kernels.nms import nms, select_candidates, xywh_to_xyxy
+from edgeseg.postprocess.cpu import MAX_NMS_CANDIDATES, MAX_WH, decode_end2end, decode_raw
+from tests.helpers import naive
 
 NC, NM, ANCHORS = 80, 32, 2100
 

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from tests.helpers import naive  # noqa: E402
-
-from edgeseg.kernels.preprocess import hwc_bgr_to_chw_rgb  # noqa: E402
-from edgeseg.inputs.letterbox import Letterbox  # noqa: E402
-from edgeseg.inputs.preprocess import Preprocessor  # noqa: E402
+from edgeseg.inputs.letterbox import Letterbox
+from edgeseg.inputs.preprocess import Preprocessor
+from edgeseg.kernels.preprocess import hwc_bgr_to_chw_rgb
+from tests.helpers import naive
 
 IMGSZS = [(640, 640), (480, 640), (320, 192)]
 # tiny, thin both ways, odd, exactly the target, larger than the target in either orientation

@@ -4,16 +4,13 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from tests.helpers import naive  # noqa: E402
-
-from edgeseg.kernels.raster import COORD_LIMIT, fill_polygons  # noqa: E402
+from edgeseg.kernels.raster import COORD_LIMIT, fill_polygons
+from tests.helpers import naive
 
 # --- random integer polygons: each maker takes (rng, lo, hi) and returns (K, 2) int64 vertices, mostly in [lo, hi) ----
 
@@ -53,7 +50,7 @@ def collinear(rng, lo, hi):
     """Every lattice point along each edge, and a spike that runs out and back along one edge."""
     p = scribble(rng, lo, hi) if rng.random() < 0.5 else convex(rng, lo, hi)
     out = []
-    for a, b in zip(p, np.roll(p, -1, axis=0)):
+    for a, b in zip(p, np.roll(p, -1, axis=0), strict=True):
         steps = math.gcd(*(int(v) for v in np.abs(b - a))) or 1
         out.extend(a + (b - a) // steps * np.arange(steps)[:, None])
     out = np.array(out)

@@ -157,7 +157,7 @@ def test_float16_input_model(shapes_onnx, val_images, tmp_path):
         a, b = seg32(path)[0], seg16(path)[0]
         assert len(a) == len(b)
         np.testing.assert_allclose(a.boxes.xyxy, b.boxes.xyxy, atol=1.0)
-        assert min(mask_iou(x, y) for x, y in zip(a.masks.data, b.masks.data)) > 0.9
+        assert min(mask_iou(x, y) for x, y in zip(a.masks.data, b.masks.data, strict=True)) > 0.9
 
 
 def test_fixed_batch_model_pads_short_batches(tmp_path_factory, val_images):
@@ -169,7 +169,7 @@ def test_fixed_batch_model_pads_short_batches(tmp_path_factory, val_images):
     images = [cv2.imread(str(p)) for p in val_images[:3]]  # 2 + 1: the second run is padded
     batched = seg(images)
     assert [r.orig_shape for r in batched] == [im.shape[:2] for im in images]
-    for image, r in zip(images, batched):
+    for image, r in zip(images, batched, strict=True):
         again = seg([image])[0]
         assert len(again) == len(r) > 0
         np.testing.assert_allclose(again.boxes.xyxy, r.boxes.xyxy, atol=1e-3)

@@ -16,11 +16,10 @@ from edgeseg.outputs.annotate import (
     OutlineAnnotator,
     Palette,
     compose,
+    plot,
     text_style,
 )
-from edgeseg.outputs.annotate import plot
 from edgeseg.results import Boxes, Masks, Results
-
 from tests.helpers import naive
 
 
@@ -49,7 +48,7 @@ def scene() -> Results:
 def box_region(r: Results) -> np.ndarray:
     """(H, W) bool: the pixels of every object's mask box."""
     inside = np.zeros(r.orig_shape, bool)
-    for crop, (x0, y0) in zip(r.masks.crops, r.masks.origins):
+    for crop, (x0, y0) in zip(r.masks.crops, r.masks.origins, strict=True):
         inside[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = True
     return inside
 

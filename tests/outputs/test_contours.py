@@ -9,7 +9,6 @@ import pytest
 from edgeseg import Segmenter
 from edgeseg.outputs.contours import join_contours, object_polygon, outer_contours
 from edgeseg.results import Masks
-
 from tests.helpers.common import mask_iou
 
 ultralytics_ops = pytest.importorskip("ultralytics.utils.ops")
@@ -45,7 +44,7 @@ def test_contours_on_a_crop_equal_contours_on_the_frame():
         full, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         ours = outer_contours(*crop_of(mask))
         assert len(ours) == len(full)
-        for a, b in zip(ours, full):
+        for a, b in zip(ours, full, strict=True):
             np.testing.assert_array_equal(a, b.reshape(-1, 2))
         checked += len(full) > 1
     assert checked > 50  # many masks had several contours
@@ -56,7 +55,7 @@ def test_strategy_all_equals_ultralytics_masks2segments():
     masks = [m for m in (random_blobs(rng, blobs=6) for _ in range(300)) if m.any()]
     expected = ultralytics_ops.masks2segments(np.stack(masks), strategy="all")
     several = 0
-    for mask, want in zip(masks, expected):
+    for mask, want in zip(masks, expected, strict=True):
         got = object_polygon(*crop_of(mask), strategy="all")
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, want)

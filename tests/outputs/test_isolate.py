@@ -9,7 +9,6 @@ import pytest
 from edgeseg import ConfigError, Segmenter
 from edgeseg.outputs.isolate import box_crops, safe_label
 from edgeseg.results import Boxes, Masks, Results
-
 from tests.helpers.common import mask_iou
 
 
@@ -121,7 +120,7 @@ def test_box_crops_equal_ultralytics_save_one_box(scenes):
     plotting = pytest.importorskip("ultralytics.utils.plotting")
     torch = pytest.importorskip("torch")
     for r in scenes[:4]:
-        for box, crop in zip(r.boxes.xyxy, box_crops(r)):
+        for box, crop in zip(r.boxes.xyxy, box_crops(r), strict=True):
             expected = plotting.save_one_box(torch.tensor(box), r.orig_img, BGR=True, save=False)
             np.testing.assert_array_equal(crop, expected)
 

@@ -56,7 +56,7 @@ def assert_same(a, b) -> None:
     np.testing.assert_array_equal(a.boxes.conf, b.boxes.conf)
     np.testing.assert_array_equal(a.boxes.cls, b.boxes.cls)
     np.testing.assert_array_equal(a.masks.origins, b.masks.origins)
-    for x, y in zip(a.masks.crops, b.masks.crops):
+    for x, y in zip(a.masks.crops, b.masks.crops, strict=True):
         np.testing.assert_array_equal(x, y)
 
 
@@ -84,7 +84,7 @@ def test_isolating_masks_left_on_the_device_cuts_them_out_on_the_gpu(on_device, 
     got = on_device[::-1].isolate(background)  # a selection: starts into the shared buffer, out of order
     want = cpu[::-1].isolate(background)
     assert len(got) == len(want) > 0 and all(isinstance(g, np.ndarray) for g in got)  # host cut-outs
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
     assert on_device[:0].isolate(background) == []
 
@@ -113,7 +113,7 @@ def test_cut_outs_on_the_gpu_are_the_cpu_cut_outs(both, background, crop):
     got = isolate_cuda(gpu, background=background, crop=crop)
     want = cpu.isolate(background, crop)
     assert len(got) == len(want) > 0
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
 
 
@@ -155,7 +155,7 @@ class _FixedBuffersOnTheGpu:
         outputs = [np.ascontiguousarray(o) for o in self.backend.infer(batch)]
         if self.buffers is None:
             self.buffers = [cuda.device_array(o.shape, o.dtype) for o in outputs]
-        for buffer, output in zip(self.buffers, outputs):
+        for buffer, output in zip(self.buffers, outputs, strict=True):
             buffer.copy_to_device(output)  # overwrites what the previous run left there
         return list(self.buffers)
 
@@ -184,11 +184,11 @@ def test_one_segmenter_frame_after_frame_of_other_sizes(both):
         want = [ref(f)[0] for f in frames]
     assert sorted(len(r) for r in want)[-1] > sorted(len(r) for r in want)[0] > 0  # object counts differ
     with Segmenter(DEMO, device="cuda") as seg:
-        for frame, expected in zip(frames, want):
+        for frame, expected in zip(frames, want, strict=True):
             assert_same(expected, seg(frame)[0])
     with Segmenter(DEMO, device="cuda", device_results=True) as seg:
         kept = [seg(f)[0] for f in frames]
-    for result, expected in zip(kept, want):
+    for result, expected in zip(kept, want, strict=True):
         assert_same(expected, result.to_host())
 
 
@@ -208,7 +208,7 @@ def test_other_models_and_settings_on_the_gpu_path(request, val_images, fixture,
     with Segmenter(model, **settings) as cpu, Segmenter(model, device="cuda", **settings) as gpu:
         want, got = cpu(images), gpu(images)
     assert sum(len(r) for r in want) > 0
-    for a, b in zip(want, got):
+    for a, b in zip(want, got, strict=True):
         assert_same(a, b)
 
 
@@ -337,7 +337,7 @@ def test_io_binding_leaves_outputs_where_the_provider_runs():
     first = backend.infer_on_device(batch)
     second = backend.infer_on_device(batch * 0.5)  # the input buffer is reused; earlier outputs stay valid
     assert [v.device_name().lower() for v in first] == ["cpu", "cpu"]
-    for value, expected in zip(first, want):
+    for value, expected in zip(first, want, strict=True):
         np.testing.assert_array_equal(value.numpy(), expected)
     assert not np.array_equal(second[0].numpy(), first[0].numpy())
     with pytest.raises(CudaError, match="lives on 'cpu'"):

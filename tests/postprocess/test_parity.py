@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from edgeseg import Segmenter
-
 from tests.helpers.common import mask_iou
 
 ultralytics = pytest.importorskip("ultralytics")
@@ -107,12 +106,12 @@ def test_parity_dynamic_model_and_batches(shapes_dynamic_onnx, val_images):
     single = Segmenter(shapes_dynamic_onnx, imgsz=320)
     batched = Segmenter(shapes_dynamic_onnx, imgsz=320, batch=3)
     refs_batched = yolo.predict(images, retina_masks=True, verbose=False, imgsz=320, batch=3)
-    for k, (image, in_batch) in enumerate(zip(images, batched(images))):
+    for k, (image, in_batch) in enumerate(zip(images, batched(images), strict=True)):
         ref = yolo.predict(image, retina_masks=True, verbose=False, imgsz=320)[0]
         assert_parity(ref, single(image)[0], f"image {k}")
         assert_parity(refs_batched[k], in_batch, f"image {k} in a batch of 3")
     same_shape = [cv2.imread(str(p)) for p in val_images[6:9]]
-    for one, in_batch in zip(single(same_shape), batched(same_shape)):
+    for one, in_batch in zip(single(same_shape), batched(same_shape), strict=True):
         np.testing.assert_array_equal(one.boxes.xyxy, in_batch.boxes.xyxy)
         np.testing.assert_array_equal(one.masks.data, in_batch.masks.data)
 

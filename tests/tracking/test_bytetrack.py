@@ -34,7 +34,7 @@ def frame_result(xyxy, conf, cls, shape=SHAPE, crops=None, origins=None, image=N
         h, w = shape
         lo = np.clip(np.floor(xyxy[:, :2]), 0, [w, h]).astype(np.int64)
         hi = np.clip(np.ceil(xyxy[:, 2:]), 0, [w, h]).astype(np.int64)
-        crops = [np.ones(np.maximum(b - a, 0)[::-1], np.uint8) for a, b in zip(lo, hi)]
+        crops = [np.ones(np.maximum(b - a, 0)[::-1], np.uint8) for a, b in zip(lo, hi, strict=True)]
         origins = lo
     boxes = Boxes(xyxy, np.asarray(conf, np.float32).reshape(n), np.asarray(cls, np.int64).reshape(n), shape)
     masks = Masks(tuple(crops), np.asarray(origins, np.int64).reshape(n, 2), shape)
@@ -176,7 +176,7 @@ def test_synthetic_video_keeps_identities(seed):
     assigned, in_sight = [], []
     for result, truth, sight in video:
         out = tracker.update(result)
-        assigned.append(dict(zip(truth[detection_indices(out, result)].tolist(), out.boxes.id.tolist())))
+        assigned.append(dict(zip(truth[detection_indices(out, result)].tolist(), out.boxes.id.tolist(), strict=True)))
         in_sight.append(sight)
     idf1, switches = identity_scores(in_sight, assigned)
     # the crossing pair and the hidden object come back with their ids
@@ -200,7 +200,7 @@ def _lapjv(cost, extend_cost=False, cost_limit=np.inf, return_cost=True):
     rows, cols = linear_sum_assignment(square)
     x = np.where(cols[:n] < m, cols[:n], -1)
     y = np.full(m, -1)
-    for r, c in zip(rows[:n], cols[:n]):
+    for r, c in zip(rows[:n], cols[:n], strict=True):
         if c < m:
             y[c] = r
     return (square[rows, cols].sum(), x, y) if return_cost else (x, y)
@@ -245,7 +245,7 @@ def edgeseg_ids(frames: list[Results], config: TrackerConfig) -> list[dict[int, 
     out = []
     for r in frames:
         tracked = tracker.update(r)
-        out.append(dict(zip(detection_indices(tracked, r).tolist(), tracked.boxes.id.tolist())))
+        out.append(dict(zip(detection_indices(tracked, r).tolist(), tracked.boxes.id.tolist(), strict=True)))
     return out
 
 
@@ -265,7 +265,7 @@ def test_same_ids_as_ultralytics_on_random_walks(byte_tracker, seed, changes):
     frames = random_walk(seed)
     expected = ultralytics_ids(byte_tracker, frames, settings)
     got = edgeseg_ids(frames, config)
-    for f, (want, have) in enumerate(zip(expected, got)):
+    for f, (want, have) in enumerate(zip(expected, got, strict=True)):
         assert have == want, f"frame {f + 1}: Ultralytics {want}, edgeseg {have}"
     assert sum(map(len, got)) > 120 and len({i for frame in got for i in frame.values()}) > 10
 
@@ -302,7 +302,7 @@ def test_output_is_the_detectors_and_the_input_is_not_changed():
         for name in ("xyxy", "conf", "cls"):
             np.testing.assert_array_equal(getattr(result.boxes, name), getattr(before.boxes, name))
         np.testing.assert_array_equal(result.masks.origins, before.masks.origins)
-        assert all(np.array_equal(a, b) for a, b in zip(result.masks.crops, before.masks.crops))
+        assert all(np.array_equal(a, b) for a, b in zip(result.masks.crops, before.masks.crops, strict=True))
         np.testing.assert_array_equal(result.orig_img, before.orig_img)
 
         keep = detection_indices(out, result)
@@ -310,7 +310,7 @@ def test_output_is_the_detectors_and_the_input_is_not_changed():
         expected = result[keep]
         for name in ("xyxy", "conf", "cls"):
             np.testing.assert_array_equal(getattr(out.boxes, name), getattr(expected.boxes, name))
-        assert all(a is b for a, b in zip(out.masks.crops, expected.masks.crops))
+        assert all(a is b for a, b in zip(out.masks.crops, expected.masks.crops, strict=True))
         np.testing.assert_array_equal(out.masks.origins, expected.masks.origins)
         assert out.boxes.id.dtype == np.int64 and len(out.boxes.id) == len(out) == len(set(out.boxes.id.tolist()))
         assert out.orig_img is result.orig_img and out.names == result.names and out.speed["track"] >= 0

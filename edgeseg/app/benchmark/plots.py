@@ -51,7 +51,7 @@ def _latency(plt: Any, runs: list[dict[str, Any]], path: Path) -> Path | None:
     if not runs:
         return None
     fig, axes = plt.subplots(len(runs), 1, figsize=(10, 3.2 * len(runs)), squeeze=False)
-    for ax, run in zip(axes[:, 0], runs):
+    for ax, run in zip(axes[:, 0], runs, strict=True):
         stages = [(name, s["samples"]) for name, s in run["stages"].items() if s.get("samples")]
         ax.boxplot([samples for _, samples in stages], showfliers=True, flierprops={"markersize": 2})
         ax.set_xticks(range(1, len(stages) + 1), [name for name, _ in stages])  # the pipeline's order
@@ -74,8 +74,8 @@ def _breakdown(plt: Any, runs: list[dict[str, Any]], path: Path) -> Path | None:
     for i, stage in enumerate(stages):
         widths = [run["stages"].get(stage, {}).get("mean", 0.0) for run in runs]
         ax.barh(names, widths, left=left, label=stage, color=colors(i))
-        left = [a + b for a, b in zip(left, widths)]
-    for y, (run, end) in enumerate(zip(runs, left)):
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    for y, (run, end) in enumerate(zip(runs, left, strict=True)):
         total = run["stages"].get(TOTAL, {}).get("mean")
         ax.text(end, y, f"  {total if total is not None else end:.1f} ms", va="center", fontsize=9)
     ax.invert_yaxis()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ...outputs.files import write_json
 from .stats import paired_ratio, summarize
@@ -33,7 +33,7 @@ def comparable_samples(run: dict) -> dict[str, list[float]]:
         return {s: stages[s]["samples"] for s in ("preprocess", "inference", "postprocess", "total")}
 
     def summed(names: tuple[str, ...]) -> list[float]:
-        return [sum(values) for values in zip(*(stages[s]["samples"] for s in names))]
+        return [sum(values) for values in zip(*(stages[s]["samples"] for s in names), strict=True)]
 
     return {"preprocess": stages["preprocess"]["samples"], "inference": stages["inference"]["samples"],
             "postprocess": summed(EDGESEG_POSTPROCESS), "total": summed(EDGESEG_PREDICT)}

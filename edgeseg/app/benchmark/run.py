@@ -6,9 +6,10 @@ import importlib.util
 import itertools
 import logging
 import time
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from .machine import describe_machine
 from .report import build_report, run_entry, write_report
 from .stages import EdgesegStages, UltralyticsStages, measure
 
-log = logging.getLogger("edgeseg")
+log = logging.getLogger(__name__)
 
 COMPARE = ("ultralytics",)
 SYNTHETIC_SCENES = 8  # different seeded scenes the iterations cycle through
@@ -88,8 +89,8 @@ def _batches(frames: list[np.ndarray], batch: int) -> list[list[np.ndarray]]:
 def video_throughput(model: str | Path, provider: str, imgsz: Any, frames: list[np.ndarray]) -> dict:
     """Frames per second of process_video (read, network and decoding overlapped) against predict then annotate,
     one frame after the other, on the same frames, each with the same annotator."""
-    from ...outputs.annotate import BoxAnnotator, LabelAnnotator, MaskAnnotator, compose
     from ...config import ProviderOptions
+    from ...outputs.annotate import BoxAnnotator, LabelAnnotator, MaskAnnotator, compose
     from ..process_video import process_video
 
     annotator = compose(MaskAnnotator(), BoxAnnotator(), LabelAnnotator())
@@ -150,7 +151,7 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
         resolved_imgsz = list(contenders[0].seg.imgsz) if imgsz is not None else None
         records = measure(contenders, _batches(frames, batch), iters, warmup, progress)
 
-    runs = [run_entry(c, r) for c, r in zip(contenders, records)]
+    runs = [run_entry(c, r) for c, r in zip(contenders, records, strict=True)]
     video_result = None
     if video or is_video:
         count = min(max(iters, VIDEO_FRAMES[0]), VIDEO_FRAMES[1])

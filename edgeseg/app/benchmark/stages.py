@@ -10,16 +10,17 @@ session, so the settled calls say how fast each side is (see benchmarks/compare.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ...outputs.annotate import BoxAnnotator, LabelAnnotator, MaskAnnotator, compose
 from ...postprocess.cpu import decode_end2end, decode_raw, to_source
-from ..progress import Progress
 from ...results import Results
 from ...segmenter import Segmenter
+from ..progress import Progress
 
 EDGESEG_STAGES = ("preprocess", "inference", "decode_nms", "masks", "contours", "isolation", "annotation", "total")
 ULTRALYTICS_STAGES = ("preprocess", "inference", "postprocess", "total")
@@ -55,8 +56,7 @@ class EdgesegStages:
     def _outputs(self, tensor: np.ndarray) -> tuple:
         """The network's detections and prototypes for the batch: host float arrays, or float32 device arrays."""
         seg, gpu = self.seg, self.seg._gpu
-        outputs = seg._infer(tensor)
-        det, protos = outputs[seg._det_index], outputs[1 - seg._det_index]
+        det, protos = seg.spec.split(seg.infer(tensor))
         if gpu is None:
             return det, protos
         det, protos = gpu.to_device(det), gpu.to_device(protos)
@@ -97,12 +97,12 @@ class EdgesegStages:
         ms = dict.fromkeys(self.stages, 0.0)
         objects = 0
         t0 = time.perf_counter()
-        tensor, letterboxes = seg._pre(list(images))
+        tensor, letterboxes = seg.preprocess(list(images))
         t1 = time.perf_counter()
         det, protos = self._outputs(tensor)
         t2 = time.perf_counter()
         ms["preprocess"], ms["inference"] = (t1 - t0) * 1e3, (t2 - t1) * 1e3
-        for k, (image, letterbox) in enumerate(zip(images, letterboxes)):
+        for k, (image, letterbox) in enumerate(zip(images, letterboxes, strict=True)):
             t0 = time.perf_counter()
             found = self._decode(det[k])
             t1 = time.perf_counter()
@@ -115,7 +115,7 @@ class EdgesegStages:
             t4 = time.perf_counter()
             self.annotator.annotate(image, result)
             t5 = time.perf_counter()
-            for stage, (a, b) in zip(self.stages[2:7], ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5))):
+            for stage, (a, b) in zip(self.stages[2:7], ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5)), strict=True):
                 ms[stage] += (b - a) * 1e3
             objects += len(result)
         return self._per_frame(ms, objects, len(images))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -46,4 +46,4 @@ def paired_ratio(reference_ms: Sequence[float], ours_ms: Sequence[float]) -> flo
     measured moments apart, so the machine's drift cancels in the ratio."""
     if len(reference_ms) != len(ours_ms) or not len(ours_ms):
         raise ConfigError(f"paired samples must have the same, non-zero length: {len(reference_ms)} and {len(ours_ms)}")
-    return statistics.median(r / o if o > 0 else math.inf for r, o in zip(reference_ms, ours_ms))
+    return statistics.median(r / o if o > 0 else math.inf for r, o in zip(reference_ms, ours_ms, strict=True))

@@ -13,7 +13,8 @@ on the device, for instance) is taken from a fresh Workspace(reuse=False), which
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numba import cuda
