@@ -138,7 +138,8 @@ def markdown(summary: dict[str, dict]) -> str:
               "total speedup vs Ultralytics |", "|---|---|---|---|"]
     for name, s in summary.items():
         med = s["median_ms"]
-        stages = {who: " / ".join(f"{med[who][m]:.1f}" for m in (*STAGES, "total")) for who in ("edgeseg", "ultralytics")}
+        stages = {who: " / ".join(f"{med[who][m]:.1f}" for m in (*STAGES, "total"))
+                  for who in ("edgeseg", "ultralytics")}
         times.append(f"| {name} | {s['found']['edgeseg']} / {s['found']['ultralytics']} | {stages['edgeseg']} | "
                      f"{stages['ultralytics']} | {med['bare_run']['total']:.1f} |")
         cells = []

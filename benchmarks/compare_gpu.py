@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         d_pred, d_protos = cuda.to_device(pred), cuda.to_device(protos)
         t_pred, t_protos = (torch.from_numpy(pred)[None].to(torch_device), torch.from_numpy(protos).to(torch_device))
 
-        def edgeseg_gpu(device_results=False):
+        # the closures bind this iteration's arrays as defaults: each is timed within the iteration that made it
+        def edgeseg_gpu(device_results=False, d_pred=d_pred, d_protos=d_protos):
             found = decode_raw_cuda(d_pred, nc, cfg, workspace)
             return to_source_cuda(found, d_protos, letterbox, device_results, workspace)
 
@@ -121,13 +122,13 @@ def main(argv: list[str] | None = None) -> int:
             result = Results(frame, None, names, *edgeseg_gpu(device_results=True))
             return isolate_cuda(result, d_frame, background="black", crop=True, workspace=workspace)
 
-        def edgeseg_cpu():
+        def edgeseg_cpu(pred=pred, protos=protos):
             return to_source(decode_raw(pred, nc, cfg), protos, letterbox)
 
         def edgeseg_cpu_isolated():
             return Results(frame, None, names, *edgeseg_cpu()).isolate(background="black", crop=True)
 
-        def ultralytics_masks():  # on the GPU
+        def ultralytics_masks(t_pred=t_pred, t_protos=t_protos):  # on the GPU
             det = non_max_suppression(t_pred, cfg.conf, cfg.iou, max_det=cfg.max_det, nc=nc)[0]
             det[:, :4] = scale_boxes((args.imgsz, args.imgsz), det[:, :4], (height, width))
             return det, process_mask_native(t_protos, det[:, 6:], det[:, :4], (height, width))

@@ -34,14 +34,16 @@ def scene_results(width: int, height: int, objects: int, seed: int = 0) -> Resul
     """A Results holding a synthetic scene's visible objects as detections (boxes of their visible pixels)."""
     scene = make_scene(width, height, objects, seed)
     boxes = scene.boxes.astype(np.int64)
-    crops = tuple((scene.instance_ids[y0:y1, x0:x1] == i + 1).astype(np.uint8) for i, (x0, y0, x1, y1) in enumerate(boxes))
+    crops = tuple((scene.instance_ids[y0:y1, x0:x1] == i + 1).astype(np.uint8)
+                  for i, (x0, y0, x1, y1) in enumerate(boxes))
     n = len(crops)
     return Results(scene.image, None, dict(enumerate(NAMES)),
                    Boxes(scene.boxes, np.ones(n, np.float32), scene.classes, scene.shape),
                    Masks(crops, boxes[:, :2].copy(), scene.shape))
 
 
-def classic_recipe(frame: np.ndarray, polygons: list[np.ndarray], xyxy: np.ndarray, background: str, crop: bool) -> list:
+def classic_recipe(frame: np.ndarray, polygons: list[np.ndarray], xyxy: np.ndarray, background: str,
+                   crop: bool) -> list:
     out = []
     for polygon, box in zip(polygons, xyxy, strict=True):
         mask = np.zeros(frame.shape[:2], np.uint8)
@@ -80,7 +82,7 @@ def measure(result: Results, iters: int, warmup: int) -> dict:
             order = list(contenders)
             shift = (it + k) % len(order)
             for who in order[shift:] + order[:shift]:
-                ms = timed(lambda: contenders[who](bg, crop))
+                ms = timed(lambda who=who, bg=bg, crop=crop: contenders[who](bg, crop))
                 if it >= warmup:
                     samples[f"{bg}-{'crop' if crop else 'full'}"][who].append(ms)
     summary = {}
@@ -88,7 +90,8 @@ def measure(result: Results, iters: int, warmup: int) -> dict:
         summary[case] = {
             "median_ms": {who: statistics.median(v) for who, v in by.items()},
             "speedup_mask": statistics.median(c / e for c, e in zip(by["classic"], by["edgeseg_mask"], strict=True)),
-            "speedup_contour": statistics.median(c / e for c, e in zip(by["classic"], by["edgeseg_contour"], strict=True)),
+            "speedup_contour": statistics.median(c / e for c, e in zip(by["classic"], by["edgeseg_contour"],
+                                                                       strict=True)),
         }
     return summary
 
@@ -115,8 +118,9 @@ def main(argv: list[str] | None = None) -> None:
             report[f"{width}x{height}-{objects}"] = {"objects_visible": len(result), **summary}
             for case, s in summary.items():
                 m = s["median_ms"]
-                rows.append(f"| {width}x{height} | {len(result)} | {case} | {m['classic']:.2f} | {m['edgeseg_mask']:.2f} | "
-                            f"{m['edgeseg_contour']:.2f} | {s['speedup_mask']:.1f}x | {s['speedup_contour']:.1f}x |")
+                rows.append(f"| {width}x{height} | {len(result)} | {case} | {m['classic']:.2f} | "
+                            f"{m['edgeseg_mask']:.2f} | {m['edgeseg_contour']:.2f} | {s['speedup_mask']:.1f}x | "
+                            f"{s['speedup_contour']:.1f}x |")
     print(f"{args.iters} iterations after {args.warmup} warmup, medians; {os.cpu_count()} CPUs, "
           f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}\n")
     print("\n".join(rows))

@@ -43,7 +43,8 @@ def make_video(path: Path, frames: int, objects: int) -> Path:
 
 
 def run_edgeseg(seg: Segmenter, video: Path, out: Path) -> tuple[float, int]:
-    annotator = compose(MaskAnnotator(color_by="track"), BoxAnnotator(color_by="track"), LabelAnnotator(color_by="track"))
+    annotator = compose(MaskAnnotator(color_by="track"), BoxAnnotator(color_by="track"),
+                        LabelAnnotator(color_by="track"))
     report = process_video(seg, video, tracker=Tracker(frame_rate=FPS), annotator=annotator, save=out, progress=False)
     return report.fps, report.frames
 
@@ -115,8 +116,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.threads or 'one per core'}, load average {load:.1f} -> "
           f"{os.getloadavg()[0]:.1f}\n")
     print("| pipeline | frames per second | ratio |\n|---|---|---|")
-    print(f"| edgeseg track + annotate + write | {median['edgeseg']:.1f} | {median['edgeseg'] / median['ultralytics']:.2f}x "
-          "Ultralytics (target >= 2x) |")
+    print(f"| edgeseg track + annotate + write | {median['edgeseg']:.1f} | "
+          f"{median['edgeseg'] / median['ultralytics']:.2f}x Ultralytics (target >= 2x) |")
     print(f"| Ultralytics model.track + plot + write | {median['ultralytics']:.1f} | 1.00x |")
     print(f"| bare InferenceSession.run (network only) | {median['bare']:.1f} | edgeseg at "
           f"{median['edgeseg'] / median['bare']:.2f}x of it (target >= 0.9x) |")

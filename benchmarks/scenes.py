@@ -45,5 +45,6 @@ SCENES = (
 
 
 def make_scene(width: int, height: int, objects: int, seed: int = 0) -> np.ndarray:
-    """A (height, width, 3) uint8 BGR frame holding `objects` filled shapes on a grid; the same seed gives the same frame."""
+    """A (height, width, 3) uint8 BGR frame holding `objects` filled shapes on a grid; the same seed gives the same
+    frame."""
     return synthetic.make_scene(width, height, objects, seed, layout="grid").image

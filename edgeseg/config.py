@@ -112,7 +112,8 @@ class PredictConfig:
         set_("imgsz", parse_imgsz(self.imgsz))
         if self.classes is not None:
             classes = (self.classes,) if isinstance(self.classes, int) else self.classes
-            if isinstance(classes, str) or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in classes):
+            if isinstance(classes, str) or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                                                   for c in classes):
                 raise ConfigError(f"classes must be non-negative integers, got {self.classes!r}")
             if not classes:  # it would keep no class at all: every image would come back empty
                 raise ConfigError("classes is empty: give the class ids to keep, or none for all classes")

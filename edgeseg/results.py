@@ -31,7 +31,8 @@ def _as_index(index: Any, n: int) -> np.ndarray:
 
 
 def _check(name: str, array: np.ndarray, shape: tuple, dtype: Any) -> None:
-    if array.dtype != dtype or array.ndim != len(shape) or any(s is not None and a != s for a, s in zip(array.shape, shape, strict=True)):
+    if array.dtype != dtype or array.ndim != len(shape) or any(s is not None and a != s
+                                                               for a, s in zip(array.shape, shape, strict=True)):
         want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
         raise ValueError(f"{name} must be {want} {np.dtype(dtype)}, got {array.shape} {array.dtype}")
 
@@ -96,7 +97,8 @@ class Masks:
         _check("origins", self.origins, (len(self.crops), 2), np.int64)
         h, w = self.orig_shape
         for crop, (x0, y0) in zip(self.crops, self.origins, strict=True):
-            if crop.dtype != np.uint8 or crop.ndim != 2 or x0 < 0 or y0 < 0 or x0 + crop.shape[1] > w or y0 + crop.shape[0] > h:
+            if (crop.dtype != np.uint8 or crop.ndim != 2 or x0 < 0 or y0 < 0 or x0 + crop.shape[1] > w
+                    or y0 + crop.shape[0] > h):
                 raise ValueError(f"mask crop {crop.shape} {crop.dtype} at ({x0}, {y0}) does not fit a {w}x{h} image")
 
     def __len__(self) -> int:
@@ -187,7 +189,8 @@ class DeviceMasks:
     @property
     def crops(self) -> tuple[Any, ...]:
         """Device views (h_i, w_i) uint8 0/1, one per object (no copy)."""
-        return tuple(self.flat[s : s + h * w].reshape(int(h), int(w)) for s, (h, w) in zip(self.starts, self.shapes, strict=True))
+        return tuple(self.flat[s : s + h * w].reshape(int(h), int(w))
+                     for s, (h, w) in zip(self.starts, self.shapes, strict=True))
 
     def to_host(self) -> Masks:
         """The masks copied to host memory: one copy of the span of the buffer the crops use."""

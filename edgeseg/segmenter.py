@@ -7,9 +7,9 @@ import itertools
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ContextManager
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -184,7 +184,7 @@ class Segmenter:
             yield result
 
     @staticmethod
-    def _open(source: Any) -> ContextManager[FrameSource]:
+    def _open(source: Any) -> AbstractContextManager[FrameSource]:
         """`source` as a FrameSource, closed at the end when opened here (a caller's own FrameSource stays the
         caller's); images that cannot be read are a SourceError here, not a skip."""
         from .inputs.frames import FrameSource

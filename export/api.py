@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from edgeseg.config import parse_imgsz
 from edgeseg.errors import ConfigError, ExportError

@@ -1,7 +1,8 @@
 """Makes the demo model shipped in edgeseg/assets: a YOLO11n-seg for synthetic shapes, as ONNX at 320x320.
 
     python export/make_demo_model.py --checkpoint ../shared/models/shapes11n-seg.pt    # export only (seconds)
-    python export/make_demo_model.py --train --epochs 60                                # data, training, export (hours on a CPU)
+    python export/make_demo_model.py --train --epochs 60                                # data, training, export
+                                                                                        # (hours on a CPU)
     python export/make_demo_model.py --write-data runs/shapes-data                      # only the dataset
 
 --train writes a synthetic dataset with edgeseg.app.synthetic in Ultralytics' YOLO-seg layout (with the
@@ -79,7 +80,8 @@ def check(model: Path, imgsz: int) -> None:
 
     with Segmenter(model) as seg:
         if seg.names != dict(enumerate(NAMES)) or seg.imgsz != (imgsz, imgsz):
-            raise SystemExit(f"{model}: expected names {NAMES} and input {imgsz}x{imgsz}, got {seg.names} and {seg.imgsz}")
+            raise SystemExit(f"{model}: expected names {NAMES} and input {imgsz}x{imgsz}, got {seg.names} and "
+                             f"{seg.imgsz}")
         for seed, (w, h, n) in enumerate(((640, 480, 6), (1280, 720, 12), (480, 640, 5))):
             scene = make_scene(w, h, n, seed)
             (result,) = seg.predict(scene.image)
@@ -89,9 +91,12 @@ def check(model: Path, imgsz: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--checkpoint", type=Path, help="Ultralytics .pt to export (or to go on training from, with --train)")
-    parser.add_argument("--out", type=Path, default=ASSET, help=f"ONNX file to write (default {ASSET.relative_to(REPO)})")
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--checkpoint", type=Path,
+                        help="Ultralytics .pt to export (or to go on training from, with --train)")
+    parser.add_argument("--out", type=Path, default=ASSET,
+                        help=f"ONNX file to write (default {ASSET.relative_to(REPO)})")
     parser.add_argument("--imgsz", type=int, default=320, help="training and export size (320)")
     parser.add_argument("--train", action="store_true", help="write the dataset and train before exporting")
     parser.add_argument("--write-data", type=Path, metavar="DIR", help="only write the dataset to DIR")

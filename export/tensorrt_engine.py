@@ -4,7 +4,7 @@ runtime letterboxes them), workspace limit, a dynamic-shape profile, a timing ca
     build_engine("yolo11n-seg.onnx", "yolo11n-seg.engine", half=True)
 
 Writes the engine (to a temporary name, then renamed) and `{engine}.json`, the ONNX model's metadata for the
-runtime (edgeseg.model.backends.tensorrt reads it). Every argument is checked before TensorRT is imported, so a bad
+runtime (edgeseg.model.backends.engine_file reads it). Every argument is checked before TensorRT is imported, so a bad
 call fails in a second, on any machine, and not after minutes of building.
 """
 
@@ -14,25 +14,20 @@ import hashlib
 import logging
 import numbers
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from edgeseg.model.backends.tensorrt import (
-    ENGINE_SUFFIXES,
-    CudaRuntime,
-    import_tensorrt,
-    load_cuda,
-    tensorrt_logger,
-    tensorrt_version,
-    write_sidecar,
-)
 from edgeseg.errors import EdgesegError, ExportError, ModelFormatError, ModelNotFoundError, SourceError
-from edgeseg.outputs.files import write_bytes
-from edgeseg.inputs.preprocess import Preprocessor
 from edgeseg.inputs.images import read_image, to_bgr
+from edgeseg.inputs.preprocess import Preprocessor
+from edgeseg.model.backends.cuda_runtime import CudaRuntime, load_cuda
+from edgeseg.model.backends.engine_file import ENGINE_SUFFIXES, write_sidecar
+from edgeseg.model.backends.tensorrt import import_tensorrt, tensorrt_logger, tensorrt_version
+from edgeseg.outputs.files import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -354,7 +349,7 @@ def _entropy_calibrator(trt: Any, cuda: CudaRuntime, batches: CalibrationBatches
                 self.done += 1
                 log.info("calibration: batch %d/%d", self.done, len(batches))
                 return [self._device.ptr]
-            except BaseException as e:  # noqa: BLE001 -- handed back to the builder, see the class docstring
+            except BaseException as e:
                 self.error = e
                 return None
 
@@ -364,7 +359,7 @@ def _entropy_calibrator(trt: Any, cuda: CudaRuntime, batches: CalibrationBatches
         def write_calibration_cache(self, data: Any) -> None:
             try:
                 write_calibration_cache(cache, fingerprint, bytes(data))
-            except BaseException as e:  # noqa: BLE001
+            except BaseException as e:
                 self.error = self.error or e
 
         def free(self) -> None:
@@ -449,7 +444,8 @@ def _build(trt: Any, plan: EnginePlan) -> Path:
         "precision": plan.precision,
         "source": plan.onnx_path.name,
         "input": plan.input_name,
-        "profile": None if plan.profile is None else dict(zip(("min", "opt", "max"), map(list, plan.profile), strict=True)),
+        "profile": (None if plan.profile is None
+                    else dict(zip(("min", "opt", "max"), map(list, plan.profile), strict=True))),
         "workspace_gib": plan.workspace_gib,
         "calibration_images": len(plan.calib_files) if plan.int8 else None,
     }

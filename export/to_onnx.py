@@ -87,7 +87,8 @@ def load_checkpoint(model: str | Path, shown_as: str | Path | None = None) -> An
         if not path.exists() and is_hub_name(path):
             raise ExportError(f"{path.name} is not here and could not be downloaded ({detail}); "
                               "download it where there is a network, or pass a local .pt file") from e
-        raise ExportError(f"cannot load {shown} as an Ultralytics checkpoint (truncated, corrupt or not YOLO): {detail}") from e
+        raise ExportError(f"cannot load {shown} as an Ultralytics checkpoint (truncated, corrupt or not YOLO): "
+                          f"{detail}") from e
     if yolo.task != "segment":
         raise NotSegmentationModelError(f"{shown.name} is a YOLO '{yolo.task}' model, not a segmentation model; "
                                         "export a '-seg' checkpoint (e.g. yolo11n-seg.pt)")

@@ -180,7 +180,8 @@ def verify(exported: str | Path, checkpoint: str | Path, images: Iterable[str | 
                 box_ious.append(box_iou)
                 theirs = ref_masks[i] if ref_masks is not None else np.zeros(frame.shape[:2], bool)
                 if theirs.shape != frame.shape[:2]:  # Ultralytics' masks at the network size: not expected
-                    theirs = cv2.resize(theirs.astype(np.uint8), frame.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0
+                    theirs = cv2.resize(theirs.astype(np.uint8), frame.shape[1::-1],
+                                        interpolation=cv2.INTER_NEAREST) > 0
                 mine = ours.masks.dense(j).astype(bool)
                 union = np.logical_or(theirs, mine).sum()
                 mask_ious.append(float(np.logical_and(theirs, mine).sum() / union) if union else 1.0)

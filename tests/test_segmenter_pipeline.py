@@ -62,3 +62,54 @@ def test_an_error_in_the_source_reaches_the_caller(shapes_onnx, frames):
         next(results)
     with pytest.raises(ConfigError, match="depth"):
         next(seg.stream_pipelined(iter(frames), depth=0))
+
+
+def test_stream_frames_hands_each_result_its_own_frame(shapes_onnx, frames):
+    seg = Segmenter(shapes_onnx)
+    pairs = list(seg.stream_frames(iter(frames), depth=2))
+    assert [frame for frame, _ in pairs] == frames  # the same Frame objects, in order
+    for frame, result in pairs:
+        assert result.orig_img is frame.image and result.path == frame.path
+
+
+def test_the_stages_one_at_a_time_give_what_predict_gives(shapes_onnx, frames):
+    seg = Segmenter(shapes_onnx)
+    images = [frame.image for frame in frames[:3]]
+    tensor, letterboxes = seg.preprocess(images[:1])
+    staged = seg.postprocess(seg.infer(tensor), letterboxes, images[:1], paths=["a.jpg"])
+    (whole,) = seg.predict(images[0])
+    assert staged[0].path == "a.jpg"
+    np.testing.assert_array_equal(staged[0].boxes.xyxy, whole.boxes.xyxy)
+    np.testing.assert_array_equal(staged[0].masks.data, whole.masks.data)
+    with pytest.raises(ValueError):  # one path per image
+        seg.postprocess(seg.infer(tensor), letterboxes, images[:1], paths=["a.jpg", "b.jpg"])
+
+
+def test_a_callers_frame_source_stays_open(shapes_onnx, frames):
+    from edgeseg.inputs.frames import PushSource
+
+    seg = Segmenter(shapes_onnx)
+    source = PushSource("cam")
+    for frame in frames[:2]:
+        source.push(frame.image)
+    source.close()  # no more frames: iteration ends once the two are taken
+    assert len(seg.predict(source)) == 2
+    assert not source.closed  # Segmenter.stream closes only what it opened itself
+
+    own = seg.stream(frames[0].image)
+    next(own)  # the ImageSource it opened for the array is closed with the generator
+    own.close()
+
+
+def test_an_unreadable_image_stops_stream(shapes_onnx, frames, tmp_path):
+    from edgeseg import SourceError
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not a jpeg")
+    good = tmp_path / "good.jpg"
+    cv2.imwrite(str(good), frames[0].image)
+    seg = Segmenter(shapes_onnx)
+    results = seg.stream([str(good), str(broken)])
+    assert next(results).path == str(good)
+    with pytest.raises(SourceError, match="broken.jpg"):
+        next(results)

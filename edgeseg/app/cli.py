@@ -53,12 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--background", choices=("black", "transparent"), default="black",
                    help="black: BGR on black; transparent: PNG with alpha (default black)")
     crop = p.add_mutually_exclusive_group()
-    crop.add_argument("--crop", dest="crop", action="store_true", default=True, help="crop to the object's box (default)")
+    crop.add_argument("--crop", dest="crop", action="store_true", default=True,
+                      help="crop to the object's box (default)")
     crop.add_argument("--full", dest="crop", action="store_false", help="keep the full frame size")
     p.add_argument("--method", choices=("mask", "contour"), default="mask",
                    help="cut along the mask (default) or along its filled outline (the contour recipe)")
     p.add_argument("--save-mask", action="store_true", help="also write each binary mask as ..._mask.png")
-    p.add_argument("--save-crop", action="store_true", help="also write each box crop with its background as ..._crop.png")
+    p.add_argument("--save-crop", action="store_true",
+                   help="also write each box crop with its background as ..._crop.png")
     _add_output_options(p)
 
     p = commands.add_parser("track", help="track objects through a video, camera or stream",
@@ -73,10 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(p)
 
     p = commands.add_parser("benchmark", help="per-stage latency on this machine, optionally against Ultralytics",
-                            description="Time every stage of edgeseg (preprocess, inference, decode_nms, masks, contours, "
-                                        "isolation, annotation) on this machine: mean, p50, p90, p99, max and fps, "
-                                        "several models and providers side by side, optionally interleaved with "
-                                        "Ultralytics' predict on the same model; a table, and JSON and plots with --out.")
+                            description="Time every stage of edgeseg (preprocess, inference, decode_nms, masks, "
+                                        "contours, isolation, annotation) on this machine: mean, p50, p90, p99, max "
+                                        "and fps, several models and providers side by side, optionally interleaved "
+                                        "with Ultralytics' predict on the same model; a table, and JSON and plots "
+                                        "with --out.")
     p.add_argument("--model", action="append", required=True,
                    help="model file; repeat it or separate by commas to compare several (e.g. FP32,FP16,INT8)")
     frames = p.add_mutually_exclusive_group()
@@ -120,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output file (default: beside the checkpoint)")
     p.add_argument("--workspace", type=float, default=4.0, help="TensorRT workspace in GiB (default 4)")
     p.add_argument("--timing-cache", type=Path, help="TensorRT timing cache file, reused across builds")
-    p.add_argument("--verify", action="store_true", help="compare the export with the checkpoint; exit 1 if they differ")
+    p.add_argument("--verify", action="store_true",
+                   help="compare the export with the checkpoint; exit 1 if they differ")
     p.add_argument("--verify-images", nargs="+", help="images for --verify (default: the shared validation images)")
     p.add_argument("--quiet", action="store_true", help="only errors")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -157,7 +161,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trt-fp16", action="store_true", default=None,
                    help="onnxruntime's TensorRT provider: allow FP16 kernels")
     p.add_argument("--trt-cache", metavar="DIR",
-                   help="onnxruntime's TensorRT provider: keep built engines in DIR (created), so later runs start fast")
+                   help="onnxruntime's TensorRT provider: keep built engines in DIR (created), so later runs "
+                        "start fast")
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
@@ -392,7 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # an unexpected failure still gets one line; --debug shows where
         if args.debug:
             raise
-        print(f"edgeseg: unexpected error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        print(f"edgeseg: unexpected error: {type(e).__name__}: {e} (run with --debug for the traceback)",
+              file=sys.stderr)
         return 1
 
 

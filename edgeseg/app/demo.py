@@ -69,7 +69,8 @@ class DemoReport:
         return {stage: float(np.mean([im.ms[stage] for im in self.images])) for stage in STAGES}
 
     def totals(self) -> dict[str, int]:
-        return {key: sum(getattr(im, key) for im in self.images) for key in ("drawn", "found", "matched", "right_class")}
+        return {key: sum(getattr(im, key) for im in self.images)
+                for key in ("drawn", "found", "matched", "right_class")}
 
     def to_dict(self) -> dict:
         """The content of summary.json; file paths relative to out_dir."""

@@ -50,7 +50,8 @@ class VideoReport:
     def format(self) -> str:
         parts = [f"{self.frames} frames from {self.source} at {self.fps:.1f} fps"]
         if self.frames_dropped or self.frames_corrupt or self.reconnects:
-            parts.append(f"{self.frames_dropped} dropped, {self.frames_corrupt} unreadable, {self.reconnects} reconnects")
+            parts.append(f"{self.frames_dropped} dropped, {self.frames_corrupt} unreadable, "
+                         f"{self.reconnects} reconnects")
         if self.tracks:
             parts.append(f"{self.tracks} tracks")
         if self.video:
@@ -77,7 +78,8 @@ def process_video(segmenter: Segmenter, source: Any, *, tracker: Tracker | None 
                   annotator: Annotator | None = None, save: str | Path | None = None,
                   isolate_dir: str | Path | None = None, progress: bool = True,
                   on_result: Callable[[Frame, Results], None] | None = None, **source_options: Any) -> VideoReport:
-    """Runs `segmenter` over every frame of `source` (see inputs.source.open_source), in order, with the stages overlapped.
+    """Runs `segmenter` over every frame of `source` (see inputs.source.open_source), in order, with the stages
+    overlapped.
 
     tracker: gives each result track ids (boxes.id). annotator: draws each frame for `save`, a video file with the
     source's size and frame rate (written to a temporary name and renamed; on Ctrl-C what was written is kept,

@@ -51,7 +51,8 @@ class Scene:
         if self.classes.dtype != np.int64 or self.classes.shape != (n,):
             raise ValueError(f"classes must be (N,) int64, got {self.classes.shape} {self.classes.dtype}")
         if self.instance_ids.dtype != np.int32 or self.instance_ids.shape != (h, w):
-            raise ValueError(f"instance_ids must be ({h}, {w}) int32, got {self.instance_ids.shape} {self.instance_ids.dtype}")
+            raise ValueError(f"instance_ids must be ({h}, {w}) int32, got {self.instance_ids.shape} "
+                             f"{self.instance_ids.dtype}")
         if len(self.polygons) != n or self.boxes.shape != (n, 4) or self.boxes.dtype != np.float32:
             raise ValueError(f"{n} classes need {n} polygons and (N, 4) float32 boxes, "
                              f"got {len(self.polygons)} and {self.boxes.shape} {self.boxes.dtype}")
@@ -103,7 +104,8 @@ def make_scene(
     scenes of a dataset). layout: "grid" puts one shape in each jittered cell of a grid, so crowded
     scenes stay separable; "random" places them anywhere with any overlap, as the training data.
     """
-    if not (isinstance(width, (int, np.integer)) and isinstance(height, (int, np.integer)) and width >= 8 and height >= 8):
+    if not (isinstance(width, (int, np.integer)) and isinstance(height, (int, np.integer))
+            and width >= 8 and height >= 8):
         raise ConfigError(f"scene size must be integers of at least 8x8 pixels, got {width}x{height}")
     if layout not in LAYOUTS:
         raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")

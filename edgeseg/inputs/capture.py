@@ -169,7 +169,7 @@ class CaptureSource(FrameSource):
                     continue
                 if failed:
                     self.frames_corrupt += failed
-                    log.warning(f"{self.name}: skipped {failed} unreadable frame(s) before frame {index + failed}")
+                    log.warning("%s: skipped %s unreadable frame(s) before frame %s", self.name, failed, index + failed)
                     index += failed
                     failed = 0
                 self.frames_read += 1
@@ -179,8 +179,8 @@ class CaptureSource(FrameSource):
             missing = (self.frame_count or 0) - index
             if missing > 1:  # some containers estimate their frame count from the duration: allow one frame
                 self.frames_corrupt += missing
-                log.warning(f"{self.name}: the video ended after {index} of the {self.frame_count} frames its header "
-                            f"announces ({missing} lost: truncated or damaged file)")
+                log.warning("%s: the video ended after %s of the %s frames its header announces (%s lost: truncated or "
+                            "damaged file)", self.name, index, self.frame_count, missing)
         finally:
             self._release()
 
@@ -203,7 +203,7 @@ class CaptureSource(FrameSource):
                     self._ready.notify()
                 index += 1
         except Exception as e:  # the consumer must not wait forever on a reader that died
-            log.warning(f"{self.name}: reader stopped: {type(e).__name__}: {e}")
+            log.warning("%s: reader stopped: %s: %s", self.name, type(e).__name__, e)
         finally:
             self._release()
             with self._ready:
@@ -216,7 +216,7 @@ class CaptureSource(FrameSource):
         if self._stop.is_set():
             return False
         if not self._reconnect:
-            log.warning(f"{self.name}: reading stopped (reconnect is off)")
+            log.warning("%s: reading stopped (reconnect is off)", self.name)
             return False
         delay, start, tries = self._delay[0], time.monotonic(), 0
         while tries < self._tries and time.monotonic() - start + delay <= self._reconnect_timeout:
@@ -226,11 +226,11 @@ class CaptureSource(FrameSource):
             self._capture = self._open()
             if self._capture is not None:
                 self.reconnects += 1
-                log.warning(f"{self.name}: reconnected (attempt {tries})")
+                log.warning("%s: reconnected (attempt %s)", self.name, tries)
                 return True
             delay = min(delay * 2, self._delay[1])
-        log.warning(f"{self.name}: the stream stopped; gave up reconnecting after {tries} tries in "
-                    f"{time.monotonic() - start:.1f} s")
+        log.warning("%s: the stream stopped; gave up reconnecting after %s tries in %.1f s", self.name, tries,
+                    time.monotonic() - start)
         return False
 
     def _take_newest(self) -> Iterator[Frame]:
@@ -255,6 +255,6 @@ class CaptureSource(FrameSource):
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
-                log.warning(f"{self.name}: the reader thread is still blocked in a read; it ends when the read does")
+                log.warning("%s: the reader thread is still blocked in a read; it ends when the read does", self.name)
         else:
             self._release()

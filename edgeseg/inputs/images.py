@@ -13,7 +13,8 @@ import numpy as np
 
 from ..errors import SourceError
 
-IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".jpe", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".pgm", ".ppm", ".jp2"}
+IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".jpe", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".pgm",
+                  ".ppm", ".jp2"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".asf",
                   ".gif", ".3gp", ".mts", ".m2ts", ".ogv"}
 
@@ -42,7 +43,8 @@ def expand_source(source: Any) -> list[str | np.ndarray]:
         if not source:
             raise SourceError("empty source list")
         return [item for s in source for item in expand_source(s)]
-    raise SourceError(f"unsupported source type {type(source).__name__}: give a path, folder, glob, array or a list of these")
+    raise SourceError(f"unsupported source type {type(source).__name__}: give a path, folder, glob, array or a list "
+                      "of these")
 
 
 def read_image(path: str) -> np.ndarray:
@@ -72,7 +74,8 @@ def to_bgr(image: np.ndarray, name: str = "array") -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)) or min(image.shape[:2]) < 1:
-        raise SourceError(f"{name}: expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
+        raise SourceError(f"{name}: expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, got shape "
+                          f"{image.shape}")
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype.kind == "f":

@@ -22,7 +22,8 @@ class Letterbox:
     left: int
 
     @classmethod
-    def fit(cls, src_shape: tuple[int, int], dst_shape: tuple[int, int], auto: bool = False, stride: int = 32) -> Letterbox:
+    def fit(cls, src_shape: tuple[int, int], dst_shape: tuple[int, int], auto: bool = False,
+            stride: int = 32) -> Letterbox:
         """Scale to fit `dst_shape` keeping the aspect ratio, pad equally on both sides.
 
         auto=True pads only up to a multiple of `stride` (Ultralytics' minimum rectangle, used for

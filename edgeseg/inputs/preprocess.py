@@ -20,7 +20,8 @@ class Preprocessor:
     The returned array is the internal buffer: it is overwritten by the next call.
     """
 
-    def __init__(self, imgsz: tuple[int, int], dtype: np.dtype, stride: int = 32, dynamic: bool = False, batch: int | None = None):
+    def __init__(self, imgsz: tuple[int, int], dtype: np.dtype, stride: int = 32, dynamic: bool = False,
+                 batch: int | None = None):
         self.imgsz = imgsz
         self.dtype = np.dtype(dtype)
         self.stride = stride

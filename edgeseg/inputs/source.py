@@ -23,7 +23,8 @@ def is_video_source(source: Any) -> bool:
     if not isinstance(source, (str, os.PathLike)):
         return False
     text = os.fspath(source)
-    return is_stream_url(text) or (text.isdigit() and not Path(text).exists()) or Path(text).suffix.lower() in VIDEO_SUFFIXES
+    return (is_stream_url(text) or (text.isdigit() and not Path(text).exists())
+            or Path(text).suffix.lower() in VIDEO_SUFFIXES)
 
 
 def open_source(source: Any, *, live: bool | None = None, reconnect: bool = True, reconnect_tries: int = 10,

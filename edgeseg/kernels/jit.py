@@ -5,10 +5,10 @@ and setup.py). Loading it takes under a millisecond and never imports Numba, whi
 0.5 s and 100 MiB before its first result (importing Numba, then bringing up its LLVM code generator on the first
 call, even with every kernel in the on-disk cache).
 
-EDGESEG_KERNELS chooses: "aot" (the compiled module; every kernel call raises KernelError if it is missing or stale), "jit" (Numba compiles on
-first call, caching on disk) or "auto" (the default: "aot" when the module is there and was built from these very
-sources, else "jit"). A module built from other sources than the installed ones is never used: its code would not be
-the code on disk.
+EDGESEG_KERNELS chooses: "aot" (the compiled module; every kernel call raises KernelError if it is missing or stale),
+"jit" (Numba compiles on first call, caching on disk) or "auto" (the default: "aot" when the module is there and was
+built from these very sources, else "jit"). A module built from other sources than the installed ones is never used: its
+code would not be the code on disk.
 
 Compile flags, the same for both: nogil (a pipeline thread post-processes while another runs the network), fastmath
 off (results must match Ultralytics' float32 arithmetic to the pixel), NumPy's error model (float division by zero
@@ -93,7 +93,8 @@ if MODE == "jit":
 
 
 def require_kernels() -> None:
-    """Raises what every kernel call would raise (a bad EDGESEG_KERNELS): the Segmenter says so before loading a model."""
+    """Raises what every kernel call would raise (a bad EDGESEG_KERNELS): the Segmenter says so before loading a
+    model."""
     if _ERROR is not None:
         raise _ERROR
 

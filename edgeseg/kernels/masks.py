@@ -74,8 +74,10 @@ def _masks_in_boxes(protos, coefs, bounds, upsample, crop, out_h, out_w, offsets
         _linear_taps(x0, x1, scale_x, crop_w, left, cols0, cols1, wcol)
         u_r0, u_r1, u_c0, u_c1 = rows0[0], rows1[h - 1] + 1, cols0[0], cols1[w - 1] + 1
         # stage 1 (when upsample > 1): the upsampled window -> taps in the prototype grid
-        urows0, urows1, uwrow = np.empty(u_r1 - u_r0, np.int64), np.empty(u_r1 - u_r0, np.int64), np.empty(u_r1 - u_r0, np.float32)
-        ucols0, ucols1, uwcol = np.empty(u_c1 - u_c0, np.int64), np.empty(u_c1 - u_c0, np.int64), np.empty(u_c1 - u_c0, np.float32)
+        urows0, urows1, uwrow = (np.empty(u_r1 - u_r0, np.int64), np.empty(u_r1 - u_r0, np.int64),
+                                 np.empty(u_r1 - u_r0, np.float32))
+        ucols0, ucols1, uwcol = (np.empty(u_c1 - u_c0, np.int64), np.empty(u_c1 - u_c0, np.int64),
+                                 np.empty(u_c1 - u_c0, np.float32))
         if upsample > 1:
             _linear_taps(u_r0, u_r1, scale_up, proto_h, 0, urows0, urows1, uwrow)
             _linear_taps(u_c0, u_c1, scale_up, proto_w, 0, ucols0, ucols1, uwcol)

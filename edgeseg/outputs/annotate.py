@@ -218,7 +218,8 @@ class LabelAnnotator(Annotator):
         else:
             scale, stroke = self.text_scale, max(1, round(2 * self.text_scale))
         pad = max(1, round(3 * scale))
-        for i, (box, color) in enumerate(zip(np.round(results.boxes.xyxy).astype(np.int64), self.colors(results), strict=True)):
+        for i, (box, color) in enumerate(zip(np.round(results.boxes.xyxy).astype(np.int64), self.colors(results),
+                                             strict=True)):
             text = self.text(results, i)
             (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, scale, stroke)
             label_w, label_h = text_w + 2 * pad, text_h + baseline + 2 * pad

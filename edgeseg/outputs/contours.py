@@ -18,7 +18,8 @@ def outer_contours(crop: np.ndarray, origin: tuple[int, int] | np.ndarray) -> li
     """Every outer contour of a mask crop placed at origin (x0, y0): a list of (K, 2) int32 frame pixels."""
     if crop.size == 0:
         return []
-    found, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(int(origin[0]), int(origin[1])))
+    found, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE,
+                                offset=(int(origin[0]), int(origin[1])))
     return [c.reshape(-1, 2) for c in found]
 
 

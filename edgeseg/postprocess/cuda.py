@@ -76,8 +76,8 @@ def _device_masks(masks: Masks | DeviceMasks) -> tuple[Any, np.ndarray, np.ndarr
 
     if isinstance(masks, DeviceMasks):
         return masks.flat, masks.starts, masks.boxes
-    boxes = np.array([[x0, y0, x0 + c.shape[1], y0 + c.shape[0]] for c, (x0, y0) in zip(masks.crops, masks.origins, strict=True)],
-                     np.int64).reshape(-1, 4)
+    boxes = np.array([[x0, y0, x0 + c.shape[1], y0 + c.shape[0]]
+                      for c, (x0, y0) in zip(masks.crops, masks.origins, strict=True)], np.int64).reshape(-1, 4)
     starts = box_offsets(boxes)[:-1]
     flat = np.concatenate([c.ravel() for c in masks.crops]) if len(boxes) else np.zeros(0, np.uint8)
     return upload(flat if flat.size else np.zeros(1, np.uint8)), starts, boxes  # never an empty device buffer

@@ -64,15 +64,6 @@ def _reason(cuda: Any) -> str:
     return lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0]
 
 
-class _Interface:
-    """Holds a __cuda_array_interface__ for numba.cuda.as_cuda_array, and the object owning that memory."""
-
-    def __init__(self, owner: Any, ptr: int, shape: tuple[int, ...], typestr: str):
-        self.owner = owner
-        self.__cuda_array_interface__ = {"shape": tuple(shape), "typestr": typestr, "data": (int(ptr), False),
-                                         "strides": None, "version": 3}
-
-
 def as_device_array(buffer: Any) -> Any:
     """A Numba device array that views `buffer`'s GPU memory, no copy, keeping `buffer` alive as its owner.
 
@@ -80,7 +71,8 @@ def as_device_array(buffer: Any) -> Any:
     __cuda_array_interface__ (CuPy arrays, PyTorch CUDA tensors). Host memory is refused: uploading is a copy the
     caller should see (numba.cuda.to_device).
     """
-    from ..kernels.cuda.jit import DeviceArray, SIMULATOR
+    from ..kernels.cuda.jit import SIMULATOR, DeviceArray
+    from ..model.backends.cuda_runtime import CudaArrayView
 
     cuda = require_cuda_module()
     if isinstance(buffer, DeviceArray):
@@ -93,7 +85,7 @@ def as_device_array(buffer: Any) -> Any:
         typestr = ORT_TYPESTR.get(buffer.data_type())
         if typestr is None:
             raise CudaError(f"OrtValue of type {buffer.data_type()} cannot be viewed as a device array")
-        buffer = _Interface(buffer, buffer.data_ptr(), tuple(buffer.shape()), typestr)
+        buffer = CudaArrayView(buffer, buffer.data_ptr(), tuple(buffer.shape()), typestr)
     if SIMULATOR:
         raise CudaError("Numba's CUDA simulator cannot view GPU memory of other libraries (it has no GPU)")
     if not cuda.is_cuda_array(buffer):

@@ -72,7 +72,8 @@ class TrackerConfig:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "tracker config") -> TrackerConfig:
-        """From a YAML mapping; unknown keys are an error. `tracker_type`, as in Ultralytics' files, must be bytetrack."""
+        """From a YAML mapping; unknown keys are an error. `tracker_type`, as in Ultralytics' files, must be
+        bytetrack."""
         if data is None:
             return cls()
         if not isinstance(data, Mapping):

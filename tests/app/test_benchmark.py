@@ -74,13 +74,15 @@ def test_cli_writes_full_report(shapes_onnx, tmp_path):
     assert set(report) == {"edgeseg_version", "machine", "settings", "runs", "ratios", "video", "cold_start", "memory",
                            "plots"}
     machine = report["machine"]
-    assert {"cpu", "cores", "gpu", "platform", "python", "kernels", "versions"} <= set(machine) and machine["cores"] >= 1
+    assert ({"cpu", "cores", "gpu", "platform", "python", "kernels", "versions"} <= set(machine)
+            and machine["cores"] >= 1)
     assert machine["kernels"] in ("aot", "jit")
     assert set(machine["versions"]) == {"edgeseg", "onnxruntime", "numba", "numpy", "opencv", "ultralytics"}
     assert machine["versions"]["ultralytics"]
     settings = report["settings"]
-    assert settings == {"models": [str(shapes_onnx)], "providers": ["auto"], "devices": ["cpu"], "source": "synthetic 640x480, 8 objects",
-                        "frames": 4, "imgsz": None, "batch": 1, "warmup": 1, "iters": 3, "compare": ["ultralytics"]}
+    assert settings == {"models": [str(shapes_onnx)], "providers": ["auto"], "devices": ["cpu"],
+                        "source": "synthetic 640x480, 8 objects", "frames": 4, "imgsz": None, "batch": 1, "warmup": 1,
+                        "iters": 3, "compare": ["ultralytics"]}
 
     edgeseg_run, ultra_run = report["runs"]
     assert edgeseg_run["kind"] == "edgeseg" and ultra_run["kind"] == "ultralytics"
@@ -136,6 +138,7 @@ def test_bad_options_give_one_line(shapes_onnx, args, message):
 
 def test_compare_without_ultralytics_says_how_to_install(shapes_onnx, monkeypatch):
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ultralytics" else find_spec(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ultralytics" else find_spec(name, *a))
     with pytest.raises(ConfigError, match=r"pip install 'edgeseg\[export\]'"):
         check_options([str(shapes_onnx)], ["auto"], (1280, 720), 20, 1, 20, 200, ["ultralytics"])

@@ -45,7 +45,8 @@ def test_json_matches_library_results(shapes_onnx, few_images, tmp_path):
     from edgeseg import Segmenter
 
     js = tmp_path / "r.json"
-    assert edgeseg("predict", "--model", shapes_onnx, "--source", few_images, "--save-json", js, "--quiet").returncode == 0
+    assert edgeseg("predict", "--model", shapes_onnx, "--source", few_images, "--save-json", js,
+                   "--quiet").returncode == 0
     expected = [rec for r in Segmenter(shapes_onnx)(few_images) for rec in r.to_coco()]
     got = json.loads(js.read_text())
     assert [(r["image_id"], r["category_id"], r["bbox"], r["segmentation"]) for r in got] == [
@@ -106,7 +107,8 @@ def test_corrupt_image_mid_run_leaves_no_json(shapes_onnx, few_images, tmp_path)
 def test_unwritable_output_is_a_clear_error(shapes_onnx, few_images, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where a folder should be")
-    done = edgeseg("predict", "--model", shapes_onnx, "--source", few_images, "--save-json", blocker / "r.json", "--quiet")
+    done = edgeseg("predict", "--model", shapes_onnx, "--source", few_images, "--save-json", blocker / "r.json",
+                   "--quiet")
     assert done.returncode == 1 and "edgeseg: error: cannot write" in done.stderr
     done = edgeseg("isolate", "--model", shapes_onnx, "--source", few_images, "--save-dir", blocker, "--quiet")
     assert done.returncode == 1 and f"edgeseg: error: --save-dir {blocker} is a file" in done.stderr
@@ -144,7 +146,8 @@ def test_inputs_of_one_name_in_two_folders_are_refused(shapes_onnx, few_images, 
                        "--save-dir", tmp_path / "out", "--quiet")
         assert done.returncode == 1 and "would write files of the same names" in done.stderr, command
     assert not (tmp_path / "out").exists()
-    done = edgeseg("predict", "--model", shapes_onnx, "--source", first, first, "--save-dir", tmp_path / "out", "--quiet")
+    done = edgeseg("predict", "--model", shapes_onnx, "--source", first, first, "--save-dir", tmp_path / "out",
+                   "--quiet")
     assert done.returncode == 0, done.stderr  # the same file twice writes the same output twice
 
 
@@ -156,7 +159,8 @@ def test_debug_shows_the_traceback(few_images):
 def test_version_and_usage_errors():
     assert edgeseg("--version").stdout.startswith("edgeseg ")
     script = shutil.which("edgeseg")  # the console script that pip installs
-    assert script and subprocess.run([script, "--version"], capture_output=True, text=True).stdout.startswith("edgeseg ")
+    assert script and subprocess.run([script, "--version"], capture_output=True,
+                                     text=True).stdout.startswith("edgeseg ")
     done = edgeseg("predict")  # argparse: --model and --source are required
     assert done.returncode == 2 and done.stderr.count("\n") == 1  # one line, not the usage block
     assert done.stderr.startswith("edgeseg predict: error: the following arguments are required: --model, --source")
@@ -194,6 +198,7 @@ def test_isolate_bad_options(shapes_onnx, few_images, tmp_path):
     done = edgeseg("isolate", "--model", shapes_onnx, "--source", few_images, "--save-dir", tmp_path / "o",
                    "--background", "white")
     assert done.returncode == 2 and "invalid choice" in done.stderr  # argparse rejects it before anything runs
-    done = edgeseg("isolate", "--model", tmp_path / "missing.onnx", "--source", few_images, "--save-dir", tmp_path / "o")
+    done = edgeseg("isolate", "--model", tmp_path / "missing.onnx", "--source", few_images, "--save-dir",
+                   tmp_path / "o")
     assert done.returncode == 1 and done.stderr.strip().startswith("edgeseg: error: model file not found")
     assert not (tmp_path / "o").exists()

@@ -116,7 +116,8 @@ def test_demo_model_ships_in_the_package():
 def test_scenes_are_seeded(layout):
     a, b = make_scene(320, 240, 8, seed=3, layout=layout), make_scene(320, 240, 8, seed=3, layout=layout)
     assert np.array_equal(a.image, b.image) and np.array_equal(a.instance_ids, b.instance_ids)
-    assert np.array_equal(a.classes, b.classes) and all(np.array_equal(p, q) for p, q in zip(a.polygons, b.polygons, strict=True))
+    assert np.array_equal(a.classes, b.classes) and all(np.array_equal(p, q)
+                                                        for p, q in zip(a.polygons, b.polygons, strict=True))
     c = make_scene(320, 240, 8, seed=4, layout=layout)
     assert not np.array_equal(a.image, c.image)
 
@@ -160,7 +161,8 @@ def test_random_layout_is_the_training_distribution():
     for _ in range(600):
         make_scene(320, 320, (1, 12), rng, layout="random")
     for i in range(5):
-        assert make_scene(320, 320, (1, 12), rng, layout="random").yolo_labels() == (labels / f"{i:05d}.txt").read_text()
+        assert (make_scene(320, 320, (1, 12), rng, layout="random").yolo_labels()
+                == (labels / f"{i:05d}.txt").read_text())
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -12,13 +12,12 @@ import onnx
 import pytest
 
 from edgeseg import ConfigError, ExportError, ModelNotFoundError, NotSegmentationModelError, OutputError, Segmenter
-
 from tests.helpers.common import SHAPES_PT, edgeseg_cli
 
 pytest.importorskip("ultralytics")
-from edgeseg_export import export  # noqa: E402
-from edgeseg_export.to_onnx import OnnxOptions, export_onnx, is_hub_name  # noqa: E402
-from edgeseg_export.verify import TOLERANCES, match, verify  # noqa: E402
+from edgeseg_export import export
+from edgeseg_export.to_onnx import OnnxOptions, export_onnx, is_hub_name
+from edgeseg_export.verify import TOLERANCES, match, verify
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +194,8 @@ def test_cli_export_and_verify(checkpoint, val_images, tmp_path):
 
 def test_cli_export_errors(tmp_path):
     done = edgeseg_cli("export", tmp_path / "missing.pt")
-    assert done.returncode == 1 and done.stderr.strip() == f"edgeseg: error: checkpoint not found: {tmp_path / 'missing.pt'}"
+    missing = tmp_path / "missing.pt"
+    assert done.returncode == 1 and done.stderr.strip() == f"edgeseg: error: checkpoint not found: {missing}"
     done = edgeseg_cli("export", SHAPES_PT, "--format", "engine", "--out", tmp_path / "m.engine")
     assert done.returncode == 1 and "TensorRT is not installed" in done.stderr
     assert not list(tmp_path.iterdir())

@@ -3,8 +3,8 @@
 Under Numba's CUDA simulator the kernels run as Python: their real-GPU build (NVVM, libdevice's __fmul_rn, Numba's
 CUDA typing of every integer and float operation) never happens. NVVM itself needs no GPU, so this does it here:
 
-    python tests/helpers/cuda_ptx.py record SIGNATURES      # under the simulator: every kernel launch of a small run of the
-                                                    # GPU path, with the Numba types of its arguments
+    python tests/helpers/cuda_ptx.py record SIGNATURES      # under the simulator: every kernel launch of a small run of
+                                                    # the GPU path, with the Numba types of its arguments
     python tests/helpers/cuda_ptx.py compile SIGNATURES     # without it: each kernel to PTX for sm_90 (H100) and sm_87
                                                     # (Jetson Orin); prints a JSON summary; exit 77 without NVVM
 

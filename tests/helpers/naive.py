@@ -10,7 +10,8 @@ import math
 import numpy as np
 
 
-def hwc_bgr_to_chw_rgb(image: np.ndarray, out_shape: tuple[int, int], top: int, left: int, pad_value: int = 114) -> np.ndarray:
+def hwc_bgr_to_chw_rgb(image: np.ndarray, out_shape: tuple[int, int], top: int, left: int,
+                       pad_value: int = 114) -> np.ndarray:
     """(h, w, 3) uint8 BGR placed at (top, left) in a (3, H, W) float32 RGB canvas of pad_value / 255."""
     out = np.full((3, *out_shape), np.float32(pad_value) / np.float32(255), np.float32)
     h, w = image.shape[:2]
@@ -81,7 +82,8 @@ def linear_taps(out_size: int, in_size: int, scale: np.float32):
     return i0, i1, w1
 
 
-def resize_bilinear(src: np.ndarray, out_shape: tuple[int, int], scale: tuple[float, float] | None = None) -> np.ndarray:
+def resize_bilinear(src: np.ndarray, out_shape: tuple[int, int],
+                    scale: tuple[float, float] | None = None) -> np.ndarray:
     """F.interpolate(mode='bilinear', align_corners=False) of one (h, w) float32 plane.
 
     scale (sy, sx): input pixels per output pixel; default in_size / out_size. Blends x first, then y.

@@ -1,7 +1,7 @@
-"""The GPU path's kernels, compiled by NVVM for real GPUs (sm_90, sm_87), with the argument types a run of the GPU
-path launches them with, and no float32 multiply-add fused into one rounding. No GPU is needed (tests/helpers/cuda_ptx.py);
-without NVVM (the CUDA toolkit's compiler) the test is skipped. This is what the simulator cannot check: the
-real-GPU build of every kernel. It still does not run them."""
+"""The GPU path's kernels, compiled by NVVM for real GPUs (sm_90, sm_87), with the argument types a run of the GPU path
+launches them with, and no float32 multiply-add fused into one rounding. No GPU is needed (tests/helpers/cuda_ptx.py);
+without NVVM (the CUDA toolkit's compiler) the test is skipped. This is what the simulator cannot check: the real-GPU
+build of every kernel. It still does not run them."""
 
 from __future__ import annotations
 

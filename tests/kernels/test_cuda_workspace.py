@@ -65,10 +65,10 @@ def test_tables_are_made_once_per_key_and_the_oldest_key_is_dropped():
         return cuda.to_device(np.array([key]))
 
     for key in [0, 1, 0, 0, 1]:
-        assert ws.table(key, lambda: make(key)).copy_to_host()[0] == key
+        assert ws.table(key, lambda key=key: make(key)).copy_to_host()[0] == key
     assert made == [0, 1]
     for key in range(2, 1 + Workspace.GEOMETRIES):  # one key too many: pushes out 0, the least recently used
-        ws.table(key, lambda: make(key))
+        ws.table(key, lambda key=key: make(key))
     ws.table(1, lambda: make(1))
     ws.table(0, lambda: make(0))
     assert made[-1] == 0 and made.count(1) == 1 and made.count(0) == 2

@@ -53,7 +53,8 @@ def ultralytics_masks(protos, coefs, boxes, shape) -> np.ndarray:
     torch = pytest.importorskip("torch")
     from ultralytics.utils.ops import process_mask_native
 
-    return process_mask_native(torch.from_numpy(protos), torch.from_numpy(coefs), torch.from_numpy(boxes), shape).numpy()
+    return process_mask_native(torch.from_numpy(protos), torch.from_numpy(coefs), torch.from_numpy(boxes),
+                               shape).numpy()
 
 
 # --- geometry ---------------------------------------------------------------------------------------------------------
@@ -122,7 +123,8 @@ def test_masks_in_boxes_matches_ultralytics_process_mask_native(grid, shape):
     areas = (bounds[:, 2] - bounds[:, 0]) * (bounds[:, 3] - bounds[:, 1])
     mismatches = (ours != expected).sum(axis=(1, 2))
     # measured: no pixel differs in any of these cases; allow a few, as BLAS may sum in another order
-    assert (mismatches <= np.maximum(1, MAX_MISMATCH * areas)).all(), f"mismatching pixels per box {mismatches.tolist()}"
+    assert (mismatches <= np.maximum(1, MAX_MISMATCH * areas)).all(), \
+        f"mismatching pixels per box {mismatches.tolist()}"
 
 
 def test_masks_in_boxes_zero_area_and_empty_inputs():
@@ -145,7 +147,8 @@ def test_masks_in_boxes_one_pixel_boxes_equal_the_full_frame():
     boxes = np.stack([xs, ys, xs + 1, ys + 1], axis=1).astype(np.float32)
     boxes[:4] = [[0, 0, 1, 1], [516, 0, 517, 1], [0, 332, 1, 333], [516, 332, 517, 333]]  # the four corners
     coefs = rng.normal(0, 0.4, (40, 32)).astype(np.float32)
-    np.testing.assert_array_equal(kernel_masks(protos, coefs, boxes, shape), naive.masks_full_frame(protos, coefs, boxes, shape))
+    np.testing.assert_array_equal(kernel_masks(protos, coefs, boxes, shape),
+                                  naive.masks_full_frame(protos, coefs, boxes, shape))
 
 
 @pytest.mark.parametrize("protos_shape, coefs_shape, bounds, upsample, crop", [
@@ -164,7 +167,7 @@ def test_masks_in_boxes_rejects_bad_arguments(protos_shape, coefs_shape, bounds,
                        np.array(bounds, np.int64), upsample, crop, (100, 100))
 
 
-# --- boxes and the whole to_source step against Ultralytics ------------------------------------------------------------
+# --- boxes and the whole to_source step against Ultralytics -----------------------------------------------------------
 
 @pytest.mark.parametrize("imgsz", [(640, 640), (480, 640), (384, 640)])
 @pytest.mark.parametrize("auto", [False, True])

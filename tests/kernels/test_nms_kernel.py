@@ -25,7 +25,8 @@ def clustered_boxes(rng: np.random.Generator, n: int, clusters: int = 20, size: 
     return np.concatenate([xy - wh / 2, xy + wh / 2], axis=1).astype(np.float32)
 
 
-def raw_head(rng: np.random.Generator, nc: int = NC, nm: int = NM, anchors: int = ANCHORS, levels: int | None = None) -> np.ndarray:
+def raw_head(rng: np.random.Generator, nc: int = NC, nm: int = NM, anchors: int = ANCHORS,
+             levels: int | None = None) -> np.ndarray:
     """A random raw head output (4 + nc + nm, A) float32: clustered xywh, sparse sigmoid class scores, coefficients.
 
     levels: quantize the scores to that many steps, for exact ties within and across anchors.
@@ -40,7 +41,8 @@ def raw_head(rng: np.random.Generator, nc: int = NC, nm: int = NM, anchors: int 
     return np.concatenate([xy.T, wh.T, scores, coefs]).astype(np.float32)
 
 
-def ultralytics_nms(pred: np.ndarray, nc: int, cfg: PredictConfig, max_nms: int = 30000, end2end: bool = False) -> np.ndarray:
+def ultralytics_nms(pred: np.ndarray, nc: int, cfg: PredictConfig, max_nms: int = 30000,
+                    end2end: bool = False) -> np.ndarray:
     torch = pytest.importorskip("torch")
     pytest.importorskip("torchvision")  # imported, so Ultralytics uses torchvision.ops.nms as it does in practice
     from ultralytics.utils.nms import non_max_suppression
@@ -187,7 +189,8 @@ def test_nms_matches_numpy_and_torchvision(kind, iou):
     keep = nms(boxes, scores, iou, max_det=10**9)
     assert keep.dtype == np.int64
     np.testing.assert_array_equal(keep, naive.nms(boxes, scores, iou))
-    np.testing.assert_array_equal(keep, torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), iou).numpy())
+    np.testing.assert_array_equal(keep, torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores),
+                                                            iou).numpy())
     if kind.startswith("clusters"):
         assert 0 < len(keep) < len(boxes)  # the set really tests suppression
 
@@ -253,8 +256,9 @@ DECODE_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("cfg", DECODE_CONFIGS, ids=lambda c: f"conf{c.conf}-iou{c.iou}-cls{c.classes}-agn{int(c.agnostic_nms)}"
-                         f"-ml{int(c.multi_label)}-max{c.max_det}")
+@pytest.mark.parametrize("cfg", DECODE_CONFIGS,
+                         ids=lambda c: f"conf{c.conf}-iou{c.iou}-cls{c.classes}-agn{int(c.agnostic_nms)}"
+                                       f"-ml{int(c.multi_label)}-max{c.max_det}")
 def test_decode_raw_matches_ultralytics(cfg):
     pred = raw_head(np.random.default_rng(int(cfg.conf * 100 + cfg.iou * 10 + cfg.max_det)))
     det = decode_raw(pred, NC, cfg)

@@ -200,4 +200,5 @@ def test_preprocessor_float16_buffer_follows_the_batch_shape():
     a, _ = pre([random_image((64, 20))])
     b, _ = pre([random_image((20, 64)), random_image((20, 64), seed=1)])
     assert a.shape == (1, 3, 64, 32) and b.shape == (2, 3, 32, 64) and b.dtype == np.float16
-    np.testing.assert_array_equal(b[1], ultralytics_input(random_image((20, 64), seed=1), (64, 64), auto=True, half=True))
+    np.testing.assert_array_equal(b[1], ultralytics_input(random_image((20, 64), seed=1), (64, 64), auto=True,
+                                                          half=True))

@@ -158,7 +158,7 @@ def test_frame_shape_reproduces_the_image_size_dependence_of_cv2():
 
 def test_contours_of_random_blobs_match_draw_contours():
     rng = np.random.default_rng(7)
-    for i in range(40):
+    for _i in range(40):
         shape = (int(rng.integers(20, 90)), int(rng.integers(20, 90)))
         noise = cv2.GaussianBlur(rng.random(shape), (0, 0), rng.uniform(1, 4))
         mask = (noise > rng.uniform(0.45, 0.55)).astype(np.uint8)
@@ -198,7 +198,7 @@ def test_long_polygons_in_a_4k_frame_match_cv2():
 @pytest.mark.parametrize("kind", [scribble, pinched, rectilinear, collinear], ids=lambda k: k.__name__)
 def test_integer_nonzero_is_opencv_outline_plus_nonzero_interior(kind):
     rng = np.random.default_rng(200 + len(kind.__name__))
-    for i in range(150):
+    for _i in range(150):
         shape = tuple(int(v) for v in rng.integers(1, 40, 2))
         polygons = random_polygons(rng, kind, -10, max(shape) + 10)
         outline = cv2_outline(polygons, shape)

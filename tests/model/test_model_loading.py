@@ -22,7 +22,6 @@ from edgeseg import (
 )
 from edgeseg.model.backends.onnxruntime import resolve_providers
 from edgeseg.model.metadata import COCO_NAMES
-
 from tests.helpers.common import mask_iou
 
 

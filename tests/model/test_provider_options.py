@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 
 from edgeseg import ConfigError, PredictConfig, ProviderError, Segmenter, load_config
-from edgeseg.model.backends.onnxruntime import make_cache_folders, provider_settings, resolve_providers
 from edgeseg.app.cli import build_parser, predict_config
 from edgeseg.config import ProviderOptions
 from edgeseg.errors import OutputError
-
+from edgeseg.model.backends.onnxruntime import make_cache_folders, provider_settings, resolve_providers
 from tests.helpers.common import edgeseg_cli
 
 EVERYTHING = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]

@@ -1,18 +1,13 @@
 """The TensorRT engine path without a GPU: argument checks, the errors when TensorRT or CUDA is missing, dispatch by
-suffix, engine metadata, calibration batches, and the backend and builder logic run against a stand-in `tensorrt`
-module (below) whose "engine" is the ONNX model run by ONNX Runtime, with NumPy arrays as "device memory".
-
-The stand-in follows TensorRT's documented Python API (8.6 / 10.x names) as the code under test uses it; it checks
-edgeseg's logic (buffers, shapes, profiles, metadata, calibration, caches, clean-up), not TensorRT itself.
+suffix, engine metadata, calibration batches, and the backend and builder logic run against the stand-in `tensorrt`
+module of tests/helpers/tensorrt_standin.py, whose "engine" is the ONNX model run by ONNX Runtime, with NumPy arrays
+as "device memory".
 """
 
 from __future__ import annotations
 
-import enum
 import json
 import sys
-import types
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,23 +15,13 @@ import onnxruntime as ort
 import pytest
 
 from edgeseg import ConfigError, ExportError, ModelFormatError, ModelNotFoundError, ProviderError, Segmenter
-from edgeseg.model.backends import open_backend
-from edgeseg.model.backends import tensorrt as trt_backend
-from edgeseg.model.backends.onnxruntime import OnnxRuntimeBackend
-from edgeseg.model.backends.tensorrt import (
-    CudaRuntime,
-    DeviceBuffer,
-    PinnedBuffer,
-    Stream,
-    TensorRTBackend,
-    read_engine_file,
-    sidecar_path,
-    write_sidecar,
-)
 from edgeseg.config import ProviderOptions
 from edgeseg.errors import CudaError, OutputError
+from edgeseg.model.backends import cuda_runtime, engine_file, open_backend
+from edgeseg.model.backends.engine_file import read_engine_file, sidecar_path, write_sidecar
+from edgeseg.model.backends.onnxruntime import OnnxRuntimeBackend
+from edgeseg.model.backends.tensorrt import TensorRTBackend
 from edgeseg.model.metadata import ModelMetadata
-from edgeseg_export import tensorrt_engine as te
 from edgeseg_export.tensorrt_engine import (
     CalibrationBatches,
     build_engine,
@@ -46,287 +31,12 @@ from edgeseg_export.tensorrt_engine import (
     read_onnx_input,
     write_calibration_cache,
 )
-
-# --- stand-ins for CUDA and TensorRT ---------------------------------------------------------------------------
-
-
-class FakeCuda(CudaRuntime):
-    """'Device memory' is NumPy arrays keyed by made-up addresses; counts what is allocated and still live."""
-
-    name = "fake-cuda"
-
-    def __init__(self) -> None:
-        self.memory: dict[int, np.ndarray] = {}
-        self.live: set[int] = set()
-        self.allocations = 0
-        self.device = None
-        self._next = 0x1000
-
-    def _address(self) -> int:
-        self._next += 0x1000
-        return self._next
-
-    def set_device(self, device: int) -> None:
-        self.device = device
-
-    def device_buffer(self, nbytes: int) -> DeviceBuffer:
-        ptr = self._address()
-        self.memory[ptr] = np.zeros(nbytes, np.uint8)
-        self.live.add(ptr)
-        self.allocations += 1
-        return DeviceBuffer(ptr, nbytes)
-
-    def pinned_buffer(self, nbytes: int) -> PinnedBuffer:
-        ptr = self._address()
-        self.live.add(ptr)
-        return PinnedBuffer(np.zeros(nbytes, np.uint8), ptr)
-
-    def stream(self) -> Stream:
-        ptr = self._address()
-        self.live.add(ptr)
-        return Stream(ptr)
-
-    def upload(self, dst: DeviceBuffer, src: PinnedBuffer, nbytes: int, stream: Stream) -> None:
-        self.memory[dst.ptr][:nbytes] = src.array[:nbytes]
-
-    def download(self, dst: PinnedBuffer, src: DeviceBuffer, nbytes: int, stream: Stream) -> None:
-        dst.array[:nbytes] = self.memory[src.ptr][:nbytes]
-
-    def synchronize(self, stream: Stream) -> None:
-        assert stream.handle in self.live
-
-    def free(self, item) -> None:
-        ptr = item.handle if isinstance(item, Stream) else item.ptr
-        self.live.remove(ptr)  # KeyError on a double free
-        self.memory.pop(ptr, None)
-
-
-FAKE_MAGIC = b"FAKE-TRT-ENGINE\n"
-
-
-def fake_engine_bytes(onnx_bytes: bytes, profile=None) -> bytes:
-    """A stand-in 'serialized engine': the ONNX model and its optimisation profile."""
-    return FAKE_MAGIC + json.dumps({"profile": profile}).encode() + b"\n" + onnx_bytes
-
-
-def make_fake_tensorrt(cuda: FakeCuda, version: str = "10.3.0") -> types.ModuleType:
-    trt = types.ModuleType("tensorrt")
-    trt.__version__ = version
-    trt.calls = []  # what the builder was asked to do
-
-    class Severity(enum.IntEnum):
-        INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = range(5)
-
-    class ILogger:
-        def __init__(self):
-            pass
-
-    ILogger.Severity = Severity
-    trt.ILogger = ILogger
-    trt.TensorIOMode = types.SimpleNamespace(INPUT="input", OUTPUT="output")
-    trt.BuilderFlag = types.SimpleNamespace(FP16="FP16", INT8="INT8")
-    trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
-    trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(EXPLICIT_BATCH=0)
-    trt.nptype = lambda dtype: dtype  # the stand-in's tensor types are NumPy types already
-
-    class Engine:
-        def __init__(self, session: ort.InferenceSession, profile):
-            self.session, self.profile = session, profile
-            self.tensors = [(i, "input") for i in session.get_inputs()] + [(o, "output") for o in session.get_outputs()]
-            self.num_io_tensors = len(self.tensors)
-
-        def _node(self, name):
-            return next((n, mode) for n, mode in self.tensors if n.name == name)
-
-        def get_tensor_name(self, i):
-            return self.tensors[i][0].name
-
-        def get_tensor_mode(self, name):
-            return self._node(name)[1]
-
-        def get_tensor_shape(self, name):
-            return [d if isinstance(d, int) else -1 for d in self._node(name)[0].shape]
-
-        def get_tensor_dtype(self, name):
-            return np.float16 if self._node(name)[0].type == "tensor(float16)" else np.float32
-
-        def get_tensor_profile_shape(self, name, index):
-            assert index == 0 and self.profile is not None
-            return [list(s) for s in self.profile]
-
-        def create_execution_context(self):
-            return Context(self)
-
-    class Context:
-        def __init__(self, engine: Engine):
-            self.engine, self.shape, self.addresses = engine, None, {}
-
-        def set_input_shape(self, name, shape):
-            low, _, high = self.engine.profile
-            if not all(a <= d <= b for d, a, b in zip(shape, low, high)):
-                return False
-            self.shape = tuple(shape)
-            return True
-
-        def get_tensor_shape(self, name):
-            if self.shape is None:  # a fixed-shape engine
-                return self.engine.get_tensor_shape(name)
-            inp = self.engine.session.get_inputs()[0]
-            outputs = self.engine.session.run(None, {inp.name: np.zeros(self.shape, np.float32)})
-            names = [o.name for o in self.engine.session.get_outputs()]
-            return list(outputs[names.index(name)].shape)
-
-        def set_tensor_address(self, name, ptr):
-            self.addresses[name] = ptr
-            return True
-
-        def execute_async_v3(self, stream_handle):
-            inp = self.engine.session.get_inputs()[0]
-            shape = self.shape or tuple(self.engine.get_tensor_shape(inp.name))
-            dtype = self.engine.get_tensor_dtype(inp.name)
-            count = int(np.prod(shape))
-            batch = cuda.memory[self.addresses[inp.name]][: count * np.dtype(dtype).itemsize].view(dtype).reshape(shape)
-            outputs = self.engine.session.run(None, {inp.name: batch})
-            for node, out in zip(self.engine.session.get_outputs(), outputs):
-                raw = np.ascontiguousarray(out).view(np.uint8).ravel()
-                cuda.memory[self.addresses[node.name]][: raw.size] = raw
-            return True
-
-    class Runtime:
-        def __init__(self, logger):
-            self.logger = logger
-
-        def deserialize_cuda_engine(self, data):
-            data = bytes(data)
-            if not data.startswith(FAKE_MAGIC):
-                self.logger.log(Severity.ERROR, "1: [runtime.cpp::parsePlan] Error Code 1: Serialization failed")
-                return None
-            header, _, model = data[len(FAKE_MAGIC) :].partition(b"\n")
-            session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-            return Engine(session, json.loads(header)["profile"])
-
-    trt.Runtime = Runtime
-
-    class Profile:
-        def set_shape(self, name, low, opt, high):
-            self.shapes = [list(low), list(opt), list(high)]
-
-    class TimingCache:
-        def __init__(self, data):
-            self.data = bytes(data)
-
-        def serialize(self):
-            return self.data + b"+timings"
-
-    class Config:
-        def __init__(self):
-            self.int8_calibrator = None
-            self.profile = None
-            self.cache = None
-
-        def set_memory_pool_limit(self, pool, size):
-            trt.calls.append(("pool", pool, size))
-
-        def set_flag(self, flag):
-            trt.calls.append(("flag", flag))
-
-        def add_optimization_profile(self, profile):
-            self.profile = profile
-            trt.calls.append(("profile", profile.shapes))
-
-        def set_calibration_profile(self, profile):
-            trt.calls.append(("calibration profile", profile.shapes))
-
-        def create_timing_cache(self, data):
-            trt.calls.append(("timing cache in", bytes(data)))
-            return TimingCache(data)
-
-        def set_timing_cache(self, cache, ignore_mismatch):
-            self.cache = cache
-            return True
-
-        def get_timing_cache(self):
-            return self.cache
-
-    class Network:
-        def __init__(self, flags):
-            trt.calls.append(("network flags", flags))
-            self.onnx = None
-            self.num_inputs = 0
-
-    class OnnxParser:
-        def __init__(self, network, logger):
-            self.network = network
-            self.num_errors = 0
-
-        def parse_from_file(self, path):
-            self.network.onnx = Path(path).read_bytes()
-            self.network.num_inputs = 1
-            return True
-
-    class Builder:
-        def __init__(self, logger):
-            self.logger = logger
-
-        def create_network(self, flags):
-            return Network(flags)
-
-        def create_builder_config(self):
-            return Config()
-
-        def create_optimization_profile(self):
-            return Profile()
-
-        def build_serialized_network(self, network, config):
-            calibrator = config.int8_calibrator
-            if calibrator is not None:
-                # calibration runs at the profile's opt shape, or the fixed input shape
-                shape = config.profile.shapes[1] if config.profile else \
-                    ort.InferenceSession(network.onnx, providers=["CPUExecutionProvider"]).get_inputs()[0].shape
-                assert calibrator.get_batch_size() == shape[0]
-                trt.calibration_batches = []
-                if not calibrator.read_calibration_cache():
-                    while (pointers := calibrator.get_batch(["images"])) is not None:
-                        nbytes = int(np.prod(shape)) * 4
-                        trt.calibration_batches.append(cuda.memory[pointers[0]][:nbytes].view(np.float32).copy())
-                    calibrator.write_calibration_cache(b"scales")
-            profile = config.profile.shapes if config.profile else None
-            return fake_engine_bytes(network.onnx, profile)
-
-    trt.Builder, trt.OnnxParser = Builder, OnnxParser
-
-    class IInt8EntropyCalibrator2:
-        def __init__(self):
-            pass
-
-    trt.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
-    return trt
-
-
-@pytest.fixture()
-def fake_gpu(monkeypatch):
-    """Installs the stand-in TensorRT and CUDA; returns (tensorrt module, FakeCuda)."""
-    cuda = FakeCuda()
-    trt = make_fake_tensorrt(cuda)
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    monkeypatch.setattr(trt_backend, "_LOGGER", None)  # the logger is made from the tensorrt module it meets first
-    monkeypatch.setattr(trt_backend, "load_cuda", lambda error=ProviderError: cuda)
-    monkeypatch.setattr(te, "load_cuda", lambda error=ExportError: cuda)
-    return trt, cuda
-
-
-@pytest.fixture()
-def no_tensorrt(monkeypatch):
-    monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt fails, as where it is not installed
-
-
-def _engine_from_onnx(onnx_path: Path, engine: Path, profile=None) -> Path:
-    data = fake_engine_bytes(onnx_path.read_bytes(), profile)
-    engine.write_bytes(data)
-    _, _, _, metadata = read_onnx_input(onnx_path)
-    write_sidecar(engine, data, metadata, {"tensorrt": "10.3.0"})
-    return engine
-
+from tests.helpers import tensorrt_standin
+from tests.helpers.tensorrt_standin import engine_from_onnx
+
+# the stand-in's fixtures, requested by name below
+fake_gpu, no_tensorrt = tensorrt_standin.fake_gpu, tensorrt_standin.no_tensorrt
+tensorrt_must_not_load = tensorrt_standin.tensorrt_must_not_load
 
 # --- without TensorRT ------------------------------------------------------------------------------------------
 
@@ -356,9 +66,9 @@ def test_no_cuda_binding_is_a_clear_error(monkeypatch):
     for module in ("cuda.bindings.runtime", "cuda.cudart", "cupy.cuda.runtime", "torch"):
         monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(ProviderError, match="no CUDA binding.*cuda-python, cupy, torch.*pip install cuda-python"):
-        trt_backend.load_cuda()
+        cuda_runtime.load_cuda()
     with pytest.raises(ExportError, match="no CUDA binding"):
-        trt_backend.load_cuda(ExportError)
+        cuda_runtime.load_cuda(ExportError)
 
 
 def test_cuda_python_failure_names_the_call():
@@ -366,7 +76,7 @@ def test_cuda_python_failure_names_the_call():
     status, count = runtime.cudaGetDeviceCount()
     if status == runtime.cudaError_t.cudaSuccess and count > 0:
         pytest.skip("this machine has a GPU")
-    cuda = trt_backend.load_cuda()
+    cuda = cuda_runtime.load_cuda()
     assert cuda.name == "cuda-python"
     with pytest.raises(CudaError, match=r"CUDA call cudaSetDevice\(0\) failed: cudaError"):
         cuda.set_device(0)
@@ -397,14 +107,6 @@ def test_engine_runs_on_tensorrt_only(tmp_path, providers, no_tensorrt):
 
 
 # --- argument checks (all before TensorRT is imported) ---------------------------------------------------------
-
-
-@pytest.fixture()
-def tensorrt_must_not_load(monkeypatch):
-    def fail(*args, **kwargs):
-        raise AssertionError("TensorRT was imported before the arguments were checked")
-
-    monkeypatch.setattr(te, "import_tensorrt", fail)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -528,12 +230,12 @@ def test_ultralytics_engine_header_is_read():
             "end2end": False, "batch": 1, "args": {"nms": False, "dynamic": False}}
     text = json.dumps(meta).encode()
     blob = len(text).to_bytes(4, "little", signed=True) + text + b"ftrt-engine-bytes"
-    parsed = trt_backend._ultralytics_header(memoryview(blob))
+    parsed = engine_file._ultralytics_header(memoryview(blob))
     assert parsed is not None and parsed[1] == len(text)
     m = ModelMetadata.from_strings(parsed[0])
     assert m.names == {0: "person", 1: "bicycle"} and m.imgsz == (640, 480) and m.stride == 32
     assert m.task == "segment" and m.end2end is False and m.batch == 1
-    assert trt_backend._ultralytics_header(memoryview(b"ftrt" + b"\x00" * 100)) is None
+    assert engine_file._ultralytics_header(memoryview(b"ftrt" + b"\x00" * 100)) is None
 
 
 # --- calibration -----------------------------------------------------------------------------------------------
@@ -570,7 +272,7 @@ def test_calibration_cache_is_tied_to_its_fingerprint(tmp_path):
 
 def test_engine_gives_the_same_results_as_the_onnx_model(shapes_onnx, val_images, tmp_path, fake_gpu):
     _, cuda = fake_gpu
-    engine = _engine_from_onnx(shapes_onnx, tmp_path / "shapes.engine")
+    engine = engine_from_onnx(shapes_onnx, tmp_path / "shapes.engine")
     images = [str(p) for p in val_images[:3]]
     reference = Segmenter(shapes_onnx)(images)
     with Segmenter(engine) as seg:
@@ -583,7 +285,7 @@ def test_engine_gives_the_same_results_as_the_onnx_model(shapes_onnx, val_images
         assert cuda.allocations == 3  # reused
     assert not cuda.live  # close() freed every buffer and the stream
     backend.close()  # twice is fine
-    for a, b in zip(reference, results):
+    for a, b in zip(reference, results, strict=True):
         assert len(a) == len(b) > 0
         np.testing.assert_allclose(a.boxes.xyxy, b.boxes.xyxy, atol=1e-3)
         np.testing.assert_array_equal(a.boxes.cls, b.boxes.cls)
@@ -594,7 +296,7 @@ def test_engine_gives_the_same_results_as_the_onnx_model(shapes_onnx, val_images
 
 def test_infer_on_device_leaves_the_outputs_in_the_engines_buffers(shapes_onnx, tmp_path, fake_gpu, monkeypatch):
     _, cuda = fake_gpu
-    engine = _engine_from_onnx(shapes_onnx, tmp_path / "shapes.engine")
+    engine = engine_from_onnx(shapes_onnx, tmp_path / "shapes.engine")
     downloads = []
     monkeypatch.setattr(cuda, "download", lambda *args: downloads.append(args))  # must not be called
     batch = np.random.default_rng(1).random((1, 3, 640, 640), dtype=np.float32)
@@ -603,7 +305,7 @@ def test_infer_on_device_leaves_the_outputs_in_the_engines_buffers(shapes_onnx, 
         assert backend.outputs_on_gpu and backend.outputs_reused and backend.binding_device == ("cuda", 0)
         outputs = backend.infer_on_device(batch)
         assert not downloads
-        for out, binding, expected in zip(outputs, backend._bindings[1:], want):
+        for out, binding, expected in zip(outputs, backend._bindings[1:], want, strict=True):
             interface = out.__cuda_array_interface__
             assert interface["data"] == (binding.device.ptr, False) and interface["version"] == 3
             assert interface["shape"] == expected.shape and interface["typestr"] == "<f4"
@@ -614,7 +316,7 @@ def test_infer_on_device_leaves_the_outputs_in_the_engines_buffers(shapes_onnx, 
 
 
 def test_engine_without_sidecar_infers_from_shapes(shapes_onnx, tmp_path, fake_gpu):
-    engine = _engine_from_onnx(shapes_onnx, tmp_path / "shapes.plan")
+    engine = engine_from_onnx(shapes_onnx, tmp_path / "shapes.plan")
     sidecar_path(engine).unlink()
     with Segmenter(engine) as seg:
         assert seg.names == {i: f"class{i}" for i in range(5)} and seg.num_classes == 5
@@ -623,7 +325,7 @@ def test_engine_without_sidecar_infers_from_shapes(shapes_onnx, tmp_path, fake_g
 def test_dynamic_engine_profile_and_buffer_reuse(shapes_dynamic_onnx, tmp_path, fake_gpu):
     _, cuda = fake_gpu
     profile = [[1, 3, 320, 320], [2, 3, 320, 320], [4, 3, 320, 320]]
-    engine = _engine_from_onnx(shapes_dynamic_onnx, tmp_path / "dyn.engine", profile)
+    engine = engine_from_onnx(shapes_dynamic_onnx, tmp_path / "dyn.engine", profile)
     backend = TensorRTBackend(engine)
     try:
         assert backend.input.shape == (None, 3, 320, 320)  # the profile pins height and width
@@ -634,7 +336,7 @@ def test_dynamic_engine_profile_and_buffer_reuse(shapes_dynamic_onnx, tmp_path, 
             batch = rng.random((n, 3, 320, 320), dtype=np.float32)
             outputs = backend.infer(batch)
             assert cuda.allocations == allocations
-            for got, want in zip(outputs, session.run(None, {"images": batch})):
+            for got, want in zip(outputs, session.run(None, {"images": batch}), strict=True):
                 assert got.shape == want.shape
                 np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
         with pytest.raises(ConfigError, match="accepts inputs from 1x3x320x320 to 4x3x320x320, got 8x3x320x320"):
@@ -659,7 +361,7 @@ def test_not_an_engine_is_a_format_error(tmp_path, fake_gpu):
 
 def test_engine_device_from_provider_or_options(shapes_onnx, tmp_path, fake_gpu):
     _, cuda = fake_gpu
-    engine = _engine_from_onnx(shapes_onnx, tmp_path / "m.engine")
+    engine = engine_from_onnx(shapes_onnx, tmp_path / "m.engine")
     with open_backend(engine, ["tensorrt:1"]) as backend:
         assert backend.device_id == 1 and cuda.device == 1
     with open_backend(engine, "auto", ProviderOptions(device_id=2)) as backend:
@@ -750,7 +452,7 @@ def test_tensorrt_without_a_usable_gpu(shapes_onnx, tmp_path, fake_gpu, monkeypa
 
     monkeypatch.setattr(trt.Runtime, "__init__", no_gpu)
     monkeypatch.setattr(trt.Builder, "__init__", no_gpu)
-    engine = _engine_from_onnx(shapes_onnx, tmp_path / "m.engine")
+    engine = engine_from_onnx(shapes_onnx, tmp_path / "m.engine")
     with pytest.raises(CudaError, match="TensorRT could not start: CUDA initialization failure with error: 35"):
         Segmenter(engine)
     assert not cuda.live

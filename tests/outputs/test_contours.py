@@ -86,7 +86,8 @@ def test_single_pixels_and_lines_and_empty_masks():
 def test_join_contours_visits_every_point():
     rng = np.random.default_rng(2)
     for _ in range(50):
-        contours = [rng.integers(0, 100, (int(rng.integers(1, 8)), 2)).astype(np.int32) for _ in range(int(rng.integers(2, 6)))]
+        contours = [rng.integers(0, 100, (int(rng.integers(1, 8)), 2)).astype(np.int32)
+                    for _ in range(int(rng.integers(2, 6)))]
         joined = join_contours(contours)
         points = {tuple(p) for p in joined.tolist()}
         assert all(tuple(p) in points for c in contours for p in c.tolist())

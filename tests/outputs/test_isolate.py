@@ -125,8 +125,9 @@ def test_box_crops_equal_ultralytics_save_one_box(scenes):
             np.testing.assert_array_equal(crop, expected)
 
 
-@pytest.mark.parametrize("name, label", [("../../etc/x", "_.._etc_x"), ("a/b", "a_b"), ("traffic light", "traffic_light"),
-                                         ("..", "object"), ("", "object"), ("C:\\x", "C_x"), ("straße", "stra_e")])
+@pytest.mark.parametrize("name, label", [("../../etc/x", "_.._etc_x"), ("a/b", "a_b"),
+                                         ("traffic light", "traffic_light"), ("..", "object"), ("", "object"),
+                                         ("C:\\x", "C_x"), ("straße", "stra_e")])
 def test_safe_label(name, label):
     assert safe_label(name) == label
 

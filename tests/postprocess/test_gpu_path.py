@@ -13,19 +13,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import cudasim  # noqa: E402
+from tests.helpers import cudasim
 
 SIMULATED = cudasim.use_simulator()
 
 from edgeseg import ConfigError, CudaError, PredictConfig, ProviderOptions, Segmenter  # noqa: E402
-from edgeseg.outputs.annotate import BoxAnnotator, LabelAnnotator, MaskAnnotator, OutlineAnnotator, compose  # noqa: E402
-from edgeseg.assets import __file__ as assets_init  # noqa: E402
-from edgeseg.model.backends.onnxruntime import OnnxRuntimeBackend, provider_settings, resolve_providers  # noqa: E402
-from edgeseg.outputs.annotate import plot  # noqa: E402
-from edgeseg.kernels.blend import blend_masks  # noqa: E402
-from edgeseg.results import DeviceMasks, Masks  # noqa: E402
 from edgeseg.app.synthetic import make_scene  # noqa: E402
+from edgeseg.assets import __file__ as assets_init  # noqa: E402
 from edgeseg.inputs.frames import Frame  # noqa: E402
+from edgeseg.kernels.blend import blend_masks  # noqa: E402
+from edgeseg.model.backends.onnxruntime import OnnxRuntimeBackend, provider_settings, resolve_providers  # noqa: E402
+from edgeseg.outputs.annotate import (  # noqa: E402
+    BoxAnnotator,
+    LabelAnnotator,
+    MaskAnnotator,
+    OutlineAnnotator,
+    compose,
+    plot,
+)
+from edgeseg.results import DeviceMasks, Masks  # noqa: E402
 
 DEMO = Path(assets_init).parent / "shapes11n-seg-320.onnx"
 REPO = Path(__file__).resolve().parents[2]
@@ -133,7 +139,8 @@ def test_mask_fill_on_the_gpu_is_the_cpu_fill(both):
 def test_pipelined_stream_on_the_gpu(scene, both):
     cpu, _ = both
     with Segmenter(DEMO, device="cuda") as seg:
-        results = list(seg.stream_pipelined([Frame(scene, 0, "a", path="a"), Frame(scene[:, ::-1].copy(), 1, "b", path="b")]))
+        frames = [Frame(scene, 0, "a", path="a"), Frame(scene[:, ::-1].copy(), 1, "b", path="b")]
+        results = list(seg.stream_pipelined(frames))
     assert [r.path for r in results] == ["a", "b"]
     assert_same(cpu, results[0])
 

@@ -45,7 +45,8 @@ def frame_result(xyxy, conf, cls, shape=SHAPE, crops=None, origins=None, image=N
 def detection_indices(tracked: Results, frame: Results) -> np.ndarray:
     """Which of the frame's detections each tracked object is: its box and score, exactly (the test data has no two
     detections alike)."""
-    same = (tracked.boxes.xyxy[:, None] == frame.boxes.xyxy[None]).all(2) & (tracked.boxes.conf[:, None] == frame.boxes.conf)
+    same = ((tracked.boxes.xyxy[:, None] == frame.boxes.xyxy[None]).all(2)
+            & (tracked.boxes.conf[:, None] == frame.boxes.conf))
     assert (same.sum(1) == 1).all(), "a tracked box is not exactly one of the detector's"
     return same.argmax(1) if same.size else np.zeros(len(tracked), np.int64)
 
@@ -66,7 +67,8 @@ def random_walk(seed: int, frames: int = 60, objects: int = 14) -> list[Results]
         size *= rng.uniform(0.97, 1.03, (objects, 2))
         shown = (start <= f) & (f < stop) & (rng.random(objects) > 0.12)
         boxes = np.concatenate([centre - size / 2, centre + size / 2], 1)[shown]
-        conf = np.where(rng.random(len(boxes)) < 0.25, rng.uniform(0.05, 0.3, len(boxes)), rng.uniform(0.3, 1, len(boxes)))
+        conf = np.where(rng.random(len(boxes)) < 0.25, rng.uniform(0.05, 0.3, len(boxes)),
+                        rng.uniform(0.3, 1, len(boxes)))
         if rng.random() < 0.3:  # a false positive somewhere
             xy = rng.uniform([0, 0], [w - 40, h - 40])
             boxes = np.vstack([boxes, [*xy, *(xy + rng.uniform(5, 40, 2))]])
@@ -131,7 +133,7 @@ def moving_shapes(seed: int, frames: int = 40):
             cls.append(k % 4)
             truth.append(k)
         order = rng.permutation(len(xyxy))
-        pick = lambda values: [values[i] for i in order]  # noqa: E731
+        pick = lambda values, order=order: [values[i] for i in order]  # noqa: E731
         result = frame_result(np.array(pick(xyxy)).reshape(-1, 4), pick(conf), pick(cls), crops=pick(crops),
                               origins=pick(origins), image=image)
         video.append((result, np.array(pick(truth), np.int64), in_sight))
@@ -335,7 +337,8 @@ def test_ids_start_at_one_new_tracks_wait_a_frame_and_reset_forgets():
 
 def test_a_lost_track_is_removed_after_the_buffer():
     box = [50, 50, 90, 90]
-    for gap, same in [(3, True), (6, False)]:  # track_buffer 2: found after 2 frames away; not after 5 (+1, as Ultralytics)
+    # track_buffer 2: found after 2 frames away; not after 5 (+1, as Ultralytics)
+    for gap, same in [(3, True), (6, False)]:
         tracker = Tracker(TrackerConfig(track_buffer=2))
         tracker.update(frame_result([box], [0.9], [0]))
         for _ in range(gap - 1):

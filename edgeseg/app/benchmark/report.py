@@ -75,7 +75,8 @@ def format_table(report: dict) -> str:
              f"{s['source']}, {s['frames']} frames, batch {s['batch']}, {s['iters']} iterations after {s['warmup']} "
              "warmup; ms per frame", ""]
     width = max([len(r["name"]) for r in report["runs"]] + [3])
-    header = f"{'run':<{width}}  {'stage':<11}" + "".join(f"{h:>9}" for h in ("mean", "p50", "p90", "p99", "max", "fps"))
+    header = f"{'run':<{width}}  {'stage':<11}" + "".join(f"{h:>9}" for h in
+                                                          ("mean", "p50", "p90", "p99", "max", "fps"))
     lines += [header, "-" * len(header)]
     for run in report["runs"]:
         for k, (stage, st) in enumerate(run["stages"].items()):

@@ -62,14 +62,16 @@ def check_options(models: list, providers: list, synthetic: tuple[int, int], obj
             raise ConfigError(f"model file not found: {model}")
 
 
-def load_frames(source: Any, synthetic: tuple[int, int], objects: int, count: int) -> tuple[list[np.ndarray], str, bool]:
+def load_frames(source: Any, synthetic: tuple[int, int], objects: int,
+                count: int) -> tuple[list[np.ndarray], str, bool]:
     """(BGR frames, a description of them, whether they come from a video)."""
     from ...inputs.source import is_video_source, open_source
 
     if source is None:
         from ..synthetic import make_scene
 
-        frames = [make_scene(synthetic[0], synthetic[1], objects, seed).image for seed in range(min(count, SYNTHETIC_SCENES))]
+        frames = [make_scene(synthetic[0], synthetic[1], objects, seed).image
+                  for seed in range(min(count, SYNTHETIC_SCENES))]
         return frames, f"synthetic {synthetic[0]}x{synthetic[1]}, {objects} objects", False
     is_video = is_video_source(source)
     with open_source(source, live=False if is_video else None, strict=not is_video) as read:
@@ -110,11 +112,11 @@ def video_throughput(model: str | Path, provider: str, imgsz: Any, frames: list[
     return {"frames": len(frames), "pipelined_fps": report.fps, "sequential_fps": len(frames) / sequential}
 
 
-def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None, synthetic: tuple[int, int] = (1280, 720),
-                  objects: int = 20, providers: Iterable[str] = ("auto",), imgsz: int | tuple[int, int] | None = None,
-                  batch: int = 1, warmup: int = 20, iters: int = 200, compare: Iterable[str] = (),
-                  out_dir: str | Path | None = None, video: bool = False, progress: bool = True,
-                  startup: bool = True, devices: Iterable[str] = ("cpu",)) -> dict:
+def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
+                  synthetic: tuple[int, int] = (1280, 720), objects: int = 20, providers: Iterable[str] = ("auto",),
+                  imgsz: int | tuple[int, int] | None = None, batch: int = 1, warmup: int = 20, iters: int = 200,
+                  compare: Iterable[str] = (), out_dir: str | Path | None = None, video: bool = False,
+                  progress: bool = True, startup: bool = True, devices: Iterable[str] = ("cpu",)) -> dict:
     """Times every stage of edgeseg for each model on each provider, side by side and interleaved with
     Ultralytics' predict on the same model when compare has "ultralytics", on the same frames: `source` (images,
     a folder, a glob or a video; up to 100 frames are kept) or seeded synthetic scenes of `synthetic` (width,
@@ -135,7 +137,8 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
         contenders: list = []
         first: dict[str, EdgesegStages] = {}
         for model, provider, device in itertools.product(models, providers, devices):
-            seg = stack.enter_context(Segmenter(model, imgsz=imgsz, providers=provider if provider == "auto" else (provider,),
+            seg = stack.enter_context(Segmenter(model, imgsz=imgsz,
+                                                providers=provider if provider == "auto" else (provider,),
                                                 batch=batch, device=device))
             if seg.batch_size != batch:
                 raise ConfigError(f"{Path(model).name} takes batches of exactly {seg.batch_size}; batch {batch} is not "
@@ -163,8 +166,9 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
             clip = list(panning_frames(synthetic[0], synthetic[1], objects, count))
         video_result = video_throughput(models[0], providers[0], imgsz, clip)
 
-    settings = {"models": models, "providers": providers, "devices": devices, "source": description, "frames": len(frames),
-                "imgsz": resolved_imgsz, "batch": batch, "warmup": warmup, "iters": iters, "compare": compare}
+    settings = {"models": models, "providers": providers, "devices": devices, "source": description,
+                "frames": len(frames), "imgsz": resolved_imgsz, "batch": batch, "warmup": warmup, "iters": iters,
+                "compare": compare}
     report = build_report(__version__, describe_machine(), settings, runs, video_result)
     if startup:
         _add_startup_and_memory(report, models[0], providers[0], iters, frames[0])

@@ -25,7 +25,8 @@ from ..progress import Progress
 EDGESEG_STAGES = ("preprocess", "inference", "decode_nms", "masks", "contours", "isolation", "annotation", "total")
 ULTRALYTICS_STAGES = ("preprocess", "inference", "postprocess", "total")
 
-SHORT_PROVIDERS = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "tensorrt"}
+SHORT_PROVIDERS = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda",
+                   "TensorrtExecutionProvider": "tensorrt"}
 
 
 def short_provider(provider: str) -> str:

@@ -19,7 +19,8 @@ from .jit import as_device, device_function, kernel, launch, mul, owner
 from .workspace import Workspace, fresh
 
 
-def linear_taps(size: int, scale: np.float32, in_size: int, in_offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def linear_taps(size: int, scale: np.float32, in_size: int,
+                in_offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PyTorch's bilinear (align_corners=False) taps of outputs 0..size-1: (index0, index1) int64 and weight1 float32.
 
     The CPU kernel's _linear_taps for the whole axis, in NumPy float32 (each operation rounded, as there).

@@ -1,9 +1,10 @@
-"""Inference backends behind one small interface (see base.Backend)."""
+"""Inference backends behind one small interface (see base.Backend): onnxruntime.py runs .onnx models; tensorrt.py
+runs TensorRT engines, whose files engine_file.py reads and whose GPU memory cuda_runtime.py manages."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ...config import ProviderOptions
 from ...errors import ModelFormatError, ModelNotFoundError, ProviderError

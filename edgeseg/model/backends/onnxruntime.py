@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from ...config import ProviderOptions
 from ...errors import ConfigError, ModelFormatError, ModelNotFoundError, OutputError, ProviderError
 from .base import Backend, TensorSpec
 
-log = logging.getLogger("edgeseg")
+log = logging.getLogger(__name__)
 
 # Priority of "auto": the fastest provider the installed onnxruntime offers comes first.
 AUTO_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -144,6 +145,8 @@ class OnnxRuntimeBackend(Backend):
     path reads them in place.
     """
 
+    kind = "ONNX Runtime"
+
     def __init__(
         self,
         path: str | Path,
@@ -169,7 +172,8 @@ class OnnxRuntimeBackend(Backend):
             self._session = ort.InferenceSession(str(path), session_options, providers=chosen)
         except Exception as e:  # onnxruntime raises several unrelated types for unreadable files
             detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelFormatError(f"cannot load {path} as an ONNX model (truncated, corrupt or not ONNX): {detail}") from e
+            raise ModelFormatError(f"cannot load {path} as an ONNX model (truncated, corrupt or not ONNX): "
+                                   f"{detail}") from e
         self.providers = tuple(self._session.get_providers())
         wanted = [p[0] if isinstance(p, tuple) else p for p in chosen]
         if providers != "auto" and wanted[0] not in self.providers:
@@ -197,15 +201,13 @@ class OnnxRuntimeBackend(Backend):
         self._bound_input: Any = None  # the OrtValue the input is copied into, reused while its shape holds
         self._bound_outputs: list[Any] | None = None  # CUDA graph: the fixed output buffers
 
-    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+    def _infer(self, batch: np.ndarray) -> list[np.ndarray]:
         return self._session.run(self._output_names, {self.input.name: batch})
 
-    def infer_on_device(self, batch: np.ndarray) -> list[Any]:
+    def _infer_on_device(self, batch: np.ndarray) -> list[Any]:
         """Runs with IO binding: `batch` is copied once into a reused input buffer on `binding_device`, the outputs
         are left there as onnxruntime.OrtValues (keep them as long as their memory is read). With a CUDA graph the
         outputs are the same fixed buffers every run: the next run overwrites them."""
-        if self._session is None:
-            raise ProviderError(f"the ONNX Runtime backend of {self.path.name} is closed")
         ort, (kind, index) = self._ort, self.binding_device
         if self._binding is None:
             self._binding = self._session.io_binding()
@@ -221,7 +223,7 @@ class OnnxRuntimeBackend(Backend):
         if self.cuda_graph:
             if self._bound_outputs is None:  # the graph replays into fixed addresses: bind fixed buffers once
                 self._bound_outputs = [self._fixed_output(spec, kind, index) for spec in self.outputs]
-                for spec, out in zip(self.outputs, self._bound_outputs):
+                for spec, out in zip(self.outputs, self._bound_outputs, strict=True):
                     self._binding.bind_ortvalue_output(spec.name, out)
         else:  # fresh outputs every run, so that values a caller still holds are never overwritten
             self._binding.clear_binding_outputs()
@@ -236,7 +238,7 @@ class OnnxRuntimeBackend(Backend):
                               "needs fixed shapes (export without dynamic=True, or turn enable_cuda_graph off)")
         return self._ort.OrtValue.ortvalue_from_shape_and_type(list(spec.shape), spec.dtype, kind, index)
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self._binding = self._bound_input = self._bound_outputs = None
         self._session = None
 

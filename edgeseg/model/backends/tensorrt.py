@@ -1,42 +1,30 @@
 """TensorRT backend: runs a serialized engine (.engine / .plan) built by `edgeseg_export.tensorrt_engine`, or by
-Ultralytics' `format=engine` export (its metadata header is read).
+Ultralytics' `format=engine` export (engine_file reads the file and its metadata).
 
-TensorRT and a CUDA binding for Python are imported when an engine is opened, never at package import. The CUDA
-binding is the first of cuda-python, CuPy and PyTorch that imports; every CUDA status is checked and a failure is
-a CudaError that names the call. Memory is freed by close() (or the `with` block), not by the garbage collector.
-
-Engine metadata (class names, stride, task, ...) lives in a JSON sidecar, `{engine}.json`, holding the ONNX
-model's metadata strings and a fingerprint of the engine it belongs to.
+TensorRT and a CUDA binding for Python (cuda_runtime) are imported when an engine is opened, never at package
+import. Memory is freed by close() (or the `with` block), not by the garbage collector.
 """
 
 from __future__ import annotations
 
 import collections
-import ctypes
-import hashlib
 import importlib
-import json
 import logging
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from ...errors import ConfigError, CudaError, EdgesegError, ModelFormatError, ModelNotFoundError, ProviderError
-from ...outputs.files import write_bytes
-from .base import Backend, TensorSpec
+from ...errors import ConfigError, CudaError, EdgesegError, ModelFormatError, ProviderError
+from .base import Backend, TensorSpec, dims
+from .cuda_runtime import CudaArrayView, CudaRuntime, DeviceBuffer, PinnedBuffer, Stream, load_cuda
+from .engine_file import EngineFile, read_engine_file
 
-log = logging.getLogger("edgeseg")
+log = logging.getLogger(__name__)
 
-ENGINE_SUFFIXES = (".engine", ".plan")
 MIN_TENSORRT = (8, 5)  # the name-based I/O API (num_io_tensors, set_input_shape, execute_async_v3)
-SIDECAR_FORMAT = "edgeseg-engine-metadata/1"
 INSTALL_HINT = "pip install tensorrt on a machine with an NVIDIA GPU (on Jetson, TensorRT comes with JetPack)"
-
-
-# --- TensorRT --------------------------------------------------------------------------------------------------
 
 
 def import_tensorrt(error: type[EdgesegError] = ProviderError, alternative: str = "") -> Any:
@@ -96,332 +84,6 @@ def tensorrt_logger(trt: Any) -> Any:
     return _LOGGER
 
 
-# --- CUDA ------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class DeviceBuffer:
-    """`nbytes` of GPU memory at address `ptr`; `owner` is the binding's own object where it has one."""
-
-    ptr: int
-    nbytes: int
-    owner: Any = None
-
-
-@dataclass
-class PinnedBuffer:
-    """`nbytes` of page-locked host memory, seen from NumPy as `array` (uint8, shape (nbytes,))."""
-
-    array: np.ndarray
-    ptr: int
-    owner: Any = None
-
-
-@dataclass
-class Stream:
-    handle: int  # what TensorRT's execute_async_v3 takes
-    owner: Any = None
-
-
-class CudaRuntime(ABC):
-    """The few CUDA runtime calls that running a TensorRT engine needs, from one Python binding.
-    Every failure is a CudaError naming the call."""
-
-    name: str
-
-    @abstractmethod
-    def set_device(self, device: int) -> None: ...
-
-    @abstractmethod
-    def device_buffer(self, nbytes: int) -> DeviceBuffer: ...
-
-    @abstractmethod
-    def pinned_buffer(self, nbytes: int) -> PinnedBuffer: ...
-
-    @abstractmethod
-    def stream(self) -> Stream: ...
-
-    @abstractmethod
-    def upload(self, dst: DeviceBuffer, src: PinnedBuffer, nbytes: int, stream: Stream) -> None:
-        """Queues a copy of the first nbytes of src to dst on the stream."""
-
-    @abstractmethod
-    def download(self, dst: PinnedBuffer, src: DeviceBuffer, nbytes: int, stream: Stream) -> None: ...
-
-    @abstractmethod
-    def synchronize(self, stream: Stream) -> None: ...
-
-    @abstractmethod
-    def free(self, item: DeviceBuffer | PinnedBuffer | Stream) -> None: ...
-
-
-_HOST_TO_DEVICE, _DEVICE_TO_HOST = 1, 2  # cudaMemcpyKind values
-
-
-def _host_array(ptr: int, nbytes: int) -> np.ndarray:
-    return np.ctypeslib.as_array((ctypes.c_uint8 * nbytes).from_address(ptr))
-
-
-class _CudaPython(CudaRuntime):
-    """NVIDIA's cuda-python: every call returns (status, *results)."""
-
-    name = "cuda-python"
-
-    def __init__(self, cudart: Any):
-        self._rt = cudart
-
-    def _call(self, what: str, result: Any) -> Any:
-        status, *values = result if isinstance(result, tuple) else (result,)
-        if status != self._rt.cudaError_t.cudaSuccess:
-            described = self._rt.cudaGetErrorString(status)
-            text = described[1].decode() if isinstance(described, tuple) and len(described) > 1 else ""
-            detail = f" ({text})" if text else ""
-            raise CudaError(f"CUDA call {what} failed: {getattr(status, 'name', status)}{detail}")
-        return values[0] if len(values) == 1 else values
-
-    def set_device(self, device: int) -> None:
-        self._call(f"cudaSetDevice({device})", self._rt.cudaSetDevice(device))
-
-    def device_buffer(self, nbytes: int) -> DeviceBuffer:
-        return DeviceBuffer(int(self._call(f"cudaMalloc({nbytes})", self._rt.cudaMalloc(nbytes))), nbytes)
-
-    def pinned_buffer(self, nbytes: int) -> PinnedBuffer:
-        ptr = int(self._call(f"cudaMallocHost({nbytes})", self._rt.cudaMallocHost(nbytes)))
-        return PinnedBuffer(_host_array(ptr, nbytes), ptr)
-
-    def stream(self) -> Stream:
-        handle = self._call("cudaStreamCreate", self._rt.cudaStreamCreate())
-        return Stream(int(handle), handle)
-
-    def upload(self, dst: DeviceBuffer, src: PinnedBuffer, nbytes: int, stream: Stream) -> None:
-        kind = self._rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-        self._call("cudaMemcpyAsync(host to device)",
-                   self._rt.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, kind, stream.owner))
-
-    def download(self, dst: PinnedBuffer, src: DeviceBuffer, nbytes: int, stream: Stream) -> None:
-        kind = self._rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        self._call("cudaMemcpyAsync(device to host)",
-                   self._rt.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, kind, stream.owner))
-
-    def synchronize(self, stream: Stream) -> None:
-        self._call("cudaStreamSynchronize", self._rt.cudaStreamSynchronize(stream.owner))
-
-    def free(self, item: DeviceBuffer | PinnedBuffer | Stream) -> None:
-        if isinstance(item, DeviceBuffer):
-            self._call("cudaFree", self._rt.cudaFree(item.ptr))
-        elif isinstance(item, PinnedBuffer):
-            self._call("cudaFreeHost", self._rt.cudaFreeHost(item.ptr))
-        else:
-            self._call("cudaStreamDestroy", self._rt.cudaStreamDestroy(item.owner))
-
-
-class _CuPy(CudaRuntime):
-    """CuPy's thin runtime wrappers: raw addresses in, CUDARuntimeError out."""
-
-    name = "cupy"
-
-    def __init__(self, runtime: Any):
-        self._rt = runtime
-
-    def _call(self, what: str, fn: Any, *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except self._rt.CUDARuntimeError as e:
-            raise CudaError(f"CUDA call {what} failed: {e}") from None
-
-    def set_device(self, device: int) -> None:
-        self._call(f"cudaSetDevice({device})", self._rt.setDevice, device)
-
-    def device_buffer(self, nbytes: int) -> DeviceBuffer:
-        return DeviceBuffer(int(self._call(f"cudaMalloc({nbytes})", self._rt.malloc, nbytes)), nbytes)
-
-    def pinned_buffer(self, nbytes: int) -> PinnedBuffer:
-        ptr = int(self._call(f"cudaHostAlloc({nbytes})", self._rt.hostAlloc, nbytes, 0))
-        return PinnedBuffer(_host_array(ptr, nbytes), ptr)
-
-    def stream(self) -> Stream:
-        return Stream(int(self._call("cudaStreamCreate", self._rt.streamCreate)))
-
-    def upload(self, dst: DeviceBuffer, src: PinnedBuffer, nbytes: int, stream: Stream) -> None:
-        self._call("cudaMemcpyAsync(host to device)", self._rt.memcpyAsync, dst.ptr, src.ptr, nbytes,
-                   _HOST_TO_DEVICE, stream.handle)
-
-    def download(self, dst: PinnedBuffer, src: DeviceBuffer, nbytes: int, stream: Stream) -> None:
-        self._call("cudaMemcpyAsync(device to host)", self._rt.memcpyAsync, dst.ptr, src.ptr, nbytes,
-                   _DEVICE_TO_HOST, stream.handle)
-
-    def synchronize(self, stream: Stream) -> None:
-        self._call("cudaStreamSynchronize", self._rt.streamSynchronize, stream.handle)
-
-    def free(self, item: DeviceBuffer | PinnedBuffer | Stream) -> None:
-        if isinstance(item, DeviceBuffer):
-            self._call("cudaFree", self._rt.free, item.ptr)
-        elif isinstance(item, PinnedBuffer):
-            self._call("cudaFreeHost", self._rt.freeHost, item.ptr)
-        else:
-            self._call("cudaStreamDestroy", self._rt.streamDestroy, item.handle)
-
-
-class _Torch(CudaRuntime):
-    """PyTorch's CUDA tensors as buffers (its caching allocator owns the memory; free() drops the tensor)."""
-
-    name = "torch"
-
-    def __init__(self, torch: Any):
-        self._torch = torch
-        self._device = 0
-
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except RuntimeError as e:  # torch.cuda.OutOfMemoryError and CUDA errors are RuntimeErrors
-            raise CudaError(f"CUDA call {what} (torch) failed: {str(e).splitlines()[0]}") from None
-
-    def set_device(self, device: int) -> None:
-        self._call(f"set_device({device})", self._torch.cuda.set_device, device)
-        self._device = device
-
-    def device_buffer(self, nbytes: int) -> DeviceBuffer:
-        tensor = self._call(f"malloc({nbytes})", self._torch.empty, nbytes, dtype=self._torch.uint8,
-                            device=f"cuda:{self._device}")
-        return DeviceBuffer(int(tensor.data_ptr()), nbytes, tensor)
-
-    def pinned_buffer(self, nbytes: int) -> PinnedBuffer:
-        tensor = self._call(f"malloc_host({nbytes})", self._torch.empty, nbytes, dtype=self._torch.uint8,
-                            pin_memory=True)
-        return PinnedBuffer(tensor.numpy(), int(tensor.data_ptr()), tensor)
-
-    def stream(self) -> Stream:
-        stream = self._call("stream_create", self._torch.cuda.Stream, device=self._device)
-        return Stream(int(stream.cuda_stream), stream)
-
-    def _copy(self, what: str, dst: Any, src: Any, nbytes: int, stream: Stream) -> None:
-        with self._torch.cuda.stream(stream.owner):
-            self._call(what, dst[:nbytes].copy_, src[:nbytes], non_blocking=True)
-
-    def upload(self, dst: DeviceBuffer, src: PinnedBuffer, nbytes: int, stream: Stream) -> None:
-        self._copy("memcpy_async(host to device)", dst.owner, src.owner, nbytes, stream)
-
-    def download(self, dst: PinnedBuffer, src: DeviceBuffer, nbytes: int, stream: Stream) -> None:
-        self._copy("memcpy_async(device to host)", dst.owner, src.owner, nbytes, stream)
-
-    def synchronize(self, stream: Stream) -> None:
-        self._call("stream_synchronize", stream.owner.synchronize)
-
-    def free(self, item: DeviceBuffer | PinnedBuffer | Stream) -> None:
-        item.owner = None
-
-
-def load_cuda(error: type[EdgesegError] = ProviderError) -> CudaRuntime:
-    """The first CUDA binding that imports: cuda-python, then CuPy, then PyTorch (with CUDA)."""
-    tried = []
-    for module in ("cuda.bindings.runtime", "cuda.cudart"):  # cuda-python >= 12.6, and older releases
-        try:
-            return _CudaPython(importlib.import_module(module))
-        except ImportError:
-            pass
-    tried.append("cuda-python")
-    try:
-        return _CuPy(importlib.import_module("cupy.cuda.runtime"))
-    except ImportError:
-        tried.append("cupy")
-    try:
-        torch = importlib.import_module("torch")
-        if torch.cuda.is_available():
-            return _Torch(torch)
-        tried.append("torch (installed without CUDA, or no GPU)")
-    except ImportError:
-        tried.append("torch")
-    raise error(f"no CUDA binding for Python found (tried {', '.join(tried)}): pip install cuda-python "
-                "(the major version of your CUDA driver, e.g. 'cuda-python==12.*')")
-
-
-# --- metadata --------------------------------------------------------------------------------------------------
-
-
-def sidecar_path(engine: str | Path) -> Path:
-    """`model.engine` -> `model.engine.json`."""
-    engine = Path(engine)
-    return engine.with_name(engine.name + ".json")
-
-
-def write_sidecar(engine: str | Path, engine_data: bytes | memoryview, metadata: Mapping[str, str],
-                  build: Mapping[str, Any] | None = None) -> Path:
-    """Writes `{engine}.json`: the ONNX model's metadata strings, how the engine was built, and the engine's
-    SHA-256, so that a sidecar left over from another build is recognised."""
-    record = {
-        "format": SIDECAR_FORMAT,
-        "engine_sha256": hashlib.sha256(engine_data).hexdigest(),
-        "metadata": {str(k): str(v) for k, v in metadata.items()},
-        "build": dict(build or {}),
-    }
-    return write_bytes(sidecar_path(engine), json.dumps(record, indent=1).encode())
-
-
-@dataclass
-class EngineFile:
-    """An engine file read from disk: the bytes TensorRT deserializes, and what the file says about itself."""
-
-    data: memoryview
-    metadata: dict[str, str] = field(default_factory=dict)
-    build: dict[str, Any] = field(default_factory=dict)  # the sidecar's build record ({} when unknown)
-    metadata_source: str = "none"  # "sidecar", "ultralytics header" or "none"
-
-
-def read_engine_file(path: str | Path) -> EngineFile:
-    """Reads an engine and its metadata: Ultralytics' header (4-byte length + JSON, before the engine) when the
-    file has one, else the `{engine}.json` sidecar, else none (the Segmenter then goes by the output shapes)."""
-    path = Path(path)
-    if not path.exists():
-        raise ModelNotFoundError(f"model file not found: {path}")
-    if not path.is_file():
-        raise ModelFormatError(f"model path is not a file: {path}")
-    data = memoryview(path.read_bytes())
-    header = _ultralytics_header(data)
-    if header is not None:
-        meta, size = header
-        return EngineFile(data[4 + size :], meta, {}, "ultralytics header")
-    sidecar = sidecar_path(path)
-    if not sidecar.exists():
-        log.info("edgeseg: %s has no metadata sidecar %s; class names and head type come from the outputs",
-                 path.name, sidecar.name)
-        return EngineFile(data)
-    try:
-        record = json.loads(sidecar.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFormatError(f"cannot read the engine metadata {sidecar}: {e}; rebuild the engine or delete "
-                               "the file") from None
-    if not (isinstance(record, dict) and record.get("format") == SIDECAR_FORMAT
-            and isinstance(record.get("metadata"), dict)):
-        raise ModelFormatError(f"{sidecar} is not an edgeseg engine metadata file (format {SIDECAR_FORMAT})")
-    if record.get("engine_sha256") != hashlib.sha256(data).hexdigest():
-        raise ModelFormatError(f"{sidecar.name} belongs to another build of {path.name} (its engine fingerprint "
-                               "differs): rebuild the engine, or delete the sidecar to run without metadata")
-    metadata = {str(k): str(v) for k, v in record["metadata"].items()}
-    return EngineFile(data, metadata, record.get("build") or {}, "sidecar")
-
-
-def _ultralytics_header(data: memoryview) -> tuple[dict[str, str], int] | None:
-    """Ultralytics writes len(meta) as int32 little-endian, then the metadata JSON, then the engine. A plain
-    engine's first bytes never read as a length that is followed by a JSON object."""
-    if len(data) < 6:
-        return None
-    size = int.from_bytes(data[:4], "little", signed=True)
-    if not 2 <= size <= len(data) - 4 or data[4] != ord("{"):
-        return None
-    try:
-        meta = json.loads(bytes(data[4 : 4 + size]))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    if not isinstance(meta, dict):
-        return None
-    # Its values are JSON values; edgeseg's metadata are the strings ONNX holds (Python literals), as repr gives.
-    return {str(k): v if isinstance(v, str) else repr(v) for k, v in meta.items()}, size
-
-
-# --- the backend -----------------------------------------------------------------------------------------------
-
-
 @dataclass
 class _Binding:
     """One engine input or output: its device buffer and pinned host buffer, grown when a larger shape needs it."""
@@ -439,17 +101,6 @@ class _Binding:
         return int(np.prod(self.shape)) * self.dtype.itemsize
 
 
-class DeviceOutput:
-    """One engine output in its GPU buffer, as __cuda_array_interface__ (CuPy, PyTorch and Numba view it without a
-    copy). It keeps the backend alive; the backend's next run overwrites it."""
-
-    def __init__(self, owner: "TensorRTBackend", ptr: int, shape: tuple[int, ...], dtype: np.dtype):
-        self.owner = owner
-        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
-        self.__cuda_array_interface__ = {"shape": self.shape, "typestr": self.dtype.str, "data": (int(ptr), False),
-                                         "strides": None, "version": 3}
-
-
 class TensorRTBackend(Backend):
     """A serialized TensorRT engine behind the Backend interface.
 
@@ -459,6 +110,7 @@ class TensorRTBackend(Backend):
     next run overwrites too. Not thread-safe: one backend per thread.
     """
 
+    kind = "TensorRT"
     outputs_on_gpu = True
     outputs_reused = True
 
@@ -537,7 +189,8 @@ class TensorRTBackend(Backend):
             self.profile = (low, opt, high)
             # A dimension the profile pins (min == max) is fixed for the Segmenter too: it must not letterbox
             # to another size, or choose another batch, than the engine accepts.
-            shape = tuple(d if d >= 0 else (lo if lo == hi else None) for d, lo, hi in zip(engine_shape, low, high))
+            shape = tuple(d if d >= 0 else (lo if lo == hi else None)
+                          for d, lo, hi in zip(engine_shape, low, high, strict=True))
         else:
             shape = engine_shape
         self.input = TensorSpec(self._input.name, shape, self._input.dtype)
@@ -547,7 +200,7 @@ class TensorRTBackend(Backend):
         )
         self._stream = self._cuda.stream()
 
-    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+    def _infer(self, batch: np.ndarray) -> list[np.ndarray]:
         cuda, stream = self._execute(batch)
         outputs = self._bindings[1:]
         for b in outputs:
@@ -555,20 +208,15 @@ class TensorRTBackend(Backend):
         cuda.synchronize(stream)
         return [b.view for b in outputs]
 
-    def infer_on_device(self, batch: np.ndarray) -> list["DeviceOutput"]:
-        """Like infer, with the outputs left in the engine's GPU buffers (no download): the GPU path reads them in
-        place. The next run overwrites them (outputs_reused)."""
+    def _infer_on_device(self, batch: np.ndarray) -> list[CudaArrayView]:
+        """The outputs left in the engine's GPU buffers (no download), each viewed as a CudaArrayView that keeps this
+        backend alive: the GPU path reads them in place. The next run overwrites them (outputs_reused)."""
         cuda, stream = self._execute(batch)
         cuda.synchronize(stream)  # finished before any other stream (Numba's) reads them
-        return [DeviceOutput(self, b.device.ptr, b.shape, b.dtype) for b in self._bindings[1:]]  # type: ignore
+        return [CudaArrayView(self, b.device.ptr, b.shape, b.dtype) for b in self._bindings[1:]]  # type: ignore
 
     def _execute(self, batch: np.ndarray) -> tuple[CudaRuntime, Stream]:
         """Uploads `batch` and queues the engine's run on the stream (not waited for)."""
-        if self._context is None:
-            raise ProviderError(f"the TensorRT backend of {self.path.name} is closed")
-        if batch.dtype != self._input.dtype or batch.ndim != len(self.input.shape):
-            raise ConfigError(f"{self.path.name} takes a {len(self.input.shape)}-d {self._input.dtype} batch, "
-                              f"got {batch.ndim}-d {batch.dtype}")
         cuda, stream = self._cuda, self._stream
         assert cuda is not None and stream is not None
         cuda.set_device(self.device_id)
@@ -587,18 +235,15 @@ class TensorRTBackend(Backend):
     def _set_shape(self, shape: tuple[int, ...]) -> None:
         """Sets the input shape, reads the output shapes it gives, and (re)binds buffers large enough for them."""
         name = self.path.name
-        fixed = self.input.shape
-        if self.profile is not None:
+        if self.profile is not None:  # a fixed engine's shape is the input's, which Backend.infer checked
             low, _, high = self.profile
-            if not all(lo <= d <= hi for d, lo, hi in zip(shape, low, high)):
-                raise ConfigError(f"{name} accepts inputs from {_dims(low)} to {_dims(high)}, got {_dims(shape)}: "
+            if not all(lo <= d <= hi for d, lo, hi in zip(shape, low, high, strict=True)):
+                raise ConfigError(f"{name} accepts inputs from {dims(low)} to {dims(high)}, got {dims(shape)}: "
                                   "choose imgsz and batch within that range, or rebuild the engine with a wider "
                                   "profile")
             if not self._context.set_input_shape(self._input.name, shape):
-                raise ConfigError(f"TensorRT refused input shape {_dims(shape)} for {name} "
+                raise ConfigError(f"TensorRT refused input shape {dims(shape)} for {name} "
                                   f"({self._logger.take_errors() or 'outside the profile'})")
-        elif shape != fixed:
-            raise ConfigError(f"{name} takes a fixed input of {_dims(fixed)}, got {_dims(shape)}")  # type: ignore
         for b in self._bindings:
             b.shape = shape if b.is_input else tuple(int(d) for d in self._context.get_tensor_shape(b.name))
             if any(d < 0 for d in b.shape):
@@ -622,11 +267,10 @@ class TensorRTBackend(Backend):
             b.host = cuda.pinned_buffer(nbytes)
         b.view = b.host.array[: b.nbytes].view(b.dtype).reshape(b.shape)  # type: ignore[union-attr]
 
-    def close(self) -> None:
-        """Frees the GPU and pinned memory, the stream, the context and the engine. Safe to call twice."""
+    def _close(self) -> None:
+        """Frees the GPU and pinned memory, the stream, the context and the engine."""
         cuda, self._cuda = self._cuda, None
-        if cuda is None:
-            return
+        assert cuda is not None  # __init__ sets it before anything that needs freeing
         problems: list[CudaError] = []
         if self._stream is not None:  # a run that failed half-way may still be using the buffers
             try:
@@ -645,6 +289,3 @@ class TensorRTBackend(Backend):
         if problems:
             raise problems[0]
 
-
-def _dims(shape: Sequence[int]) -> str:
-    return "x".join(str(d) for d in shape)
