@@ -37,7 +37,7 @@ run)
     bench=(--synthetic 128x96 --objects 3 --warmup 0 --iters 1)
   else
     export EDGESEG_TEST_CUDA=gpu
-    tests=(tests/kernels/test_cuda_kernels.py tests/kernels/test_cuda_workspace.py tests/test_gpu_path.py)
+    tests=(tests/kernels/test_cuda_kernels.py tests/kernels/test_cuda_workspace.py tests/postprocess/test_gpu_path.py)
     compare=()
     bench=(--synthetic 1920x1080 --objects 20 --warmup 20 --iters 200)
   fi

@@ -38,7 +38,7 @@ class Tolerances:
     min_mask_iou: float
 
 
-# Measured on the shared shapes model and images (see tests/test_export.py), with margin. FP32 differs from
+# Measured on the shared shapes model and images (see tests/export/test_export.py), with margin. FP32 differs from
 # PyTorch only by the fused Conv+BN and ONNX Runtime's kernels; FP16 weights move scores near the threshold,
 # so a few detections appear or vanish; INT8 moves them more: its largest raw difference (0.27 measured, on a
 # background anchor's box) says little, the detections' agreement (0.90 matched, mask IoU 0.98) is the real check.

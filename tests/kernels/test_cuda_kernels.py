@@ -1,6 +1,7 @@
-"""The CUDA kernels (edgeseg/kernels/cuda/) against the CPU kernels, under Numba's CUDA simulator (tests/cudasim.py):
-the same masks bit for bit, the same detections, cut-outs and blends. Sizes are tiny: the simulator runs every GPU
-thread as Python. These runs check the kernels' logic and float32 arithmetic; they do not run on a GPU."""
+"""The CUDA kernels (edgeseg/kernels/cuda/) against the CPU kernels, under Numba's CUDA simulator
+(tests/helpers/cudasim.py): the same masks bit for bit, the same detections, cut-outs and blends. Sizes are tiny: the
+simulator runs every GPU thread as Python. These runs check the kernels' logic and float32 arithmetic; they do not run
+on a GPU."""
 
 from __future__ import annotations
 

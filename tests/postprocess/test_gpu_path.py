@@ -1,5 +1,5 @@
 """Segmenter(device="cuda") and its parts: the same Results as device="cpu" (under Numba's CUDA simulator, see
-tests/cudasim.py: these runs check the GPU path's logic, not a GPU), the CudaError when there is no GPU, the
+tests/helpers/cudasim.py: these runs check the GPU path's logic, not a GPU), the CudaError when there is no GPU, the
 settings, and ONNX Runtime's IO binding (run here with onnxruntime's CPU device: the CUDA binding never ran)."""
 
 from __future__ import annotations
