@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeseg import synthetic
+from edgeseg.app import synthetic
 
 # the project's shared folder sits beside the repository; EDGESEG_SHARED points elsewhere (as in tests/conftest.py)
 SHARED = Path(os.environ.get("EDGESEG_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
