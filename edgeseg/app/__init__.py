@@ -1,0 +1,2 @@
+"""What a person runs: the edgeseg command (cli), the offline demo, the video pipeline (process_video), progress
+bars, seeded synthetic scenes and `edgeseg benchmark`."""
