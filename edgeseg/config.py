@@ -212,17 +212,26 @@ def settings_from_mapping(cls: Any, data: Mapping[str, Any] | None, where: str) 
     return cls(**data)
 
 
-def load_config(path: str | Path) -> PredictConfig:
-    """Reads a YAML settings file (see configs/default.yaml); unknown keys are an error."""
+def read_yaml(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """The mapping a YAML settings file holds ({} for an empty file). ConfigError naming `what` and the file for a
+    missing, unreadable, binary or malformed file, or one that holds something other than a mapping."""
     import yaml
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"{what} file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read {what} file {path}: it is not a text (UTF-8 YAML) file") from None
     except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"cannot read config file {path}: {str(e).splitlines()[0]}") from None
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+        raise ConfigError(f"cannot read {what} file {path}: {reason}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of settings, got {type(data).__name__}")
-    return settings_from_mapping(PredictConfig, data, str(path))
+        raise ConfigError(f"{what} file {path} must hold a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path) -> PredictConfig:
+    """Reads a YAML settings file (see configs/default.yaml); unknown keys are an error."""
+    return settings_from_mapping(PredictConfig, read_yaml(path), str(path))

@@ -75,9 +75,12 @@ class Segmenter:
     def _setup(self, model: str | Path, cfg: PredictConfig) -> None:
         require_kernels()
         self.config = cfg
-        self.model_path = Path(model)
         self.backend: Backend = open_backend(model, cfg.providers, cfg.provider_options)
+        self.model_path = Path(model)
         self._gpu: Any = None
+        # frames without a file (arrays, cameras, pushed frames) are named image0.jpg, image1.jpg, ... as Ultralytics
+        # names arrays, counted over the Segmenter's life so that two never share a name (and an output file)
+        self._unnamed_count = itertools.count()
         try:
             self.spec = ModelSpec.inspect(self.backend, cfg, self.model_path.name)
             self._pre = self._preprocessor()
@@ -232,7 +235,8 @@ class Segmenter:
         det, protos = self.spec.split(outputs)
         if self._gpu is not None:
             det, protos = self._gpu.to_device(det), self._gpu.to_device(protos)
-        results = [Results(frame.image, frame.path, self.names, *self._postprocess(det[k], protos[k], lb))
+        results = [Results(frame.image, frame.path or self._unnamed(), self.names,
+                           *self._postprocess(det[k], protos[k], lb))
                    for k, (frame, lb) in enumerate(zip(batch, letterboxes, strict=True))]
         n = len(batch)
         speed = {"preprocess": pre_ms / n, "inference": infer_ms / n,
@@ -240,6 +244,9 @@ class Segmenter:
         for r in results:
             r.speed = dict(speed)
         return list(zip(batch, results, strict=True))
+
+    def _unnamed(self) -> str:
+        return f"image{next(self._unnamed_count)}.jpg"
 
     def _postprocess(self, det: Any, protos: Any, letterbox: Letterbox) -> tuple:
         """One image's network outputs -> (Boxes, Masks): on the GPU path (device arrays), or with the CPU kernels."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +16,7 @@ from ..config import PredictConfig, load_config, parse_imgsz
 from ..errors import ConfigError, EdgesegError
 
 if TYPE_CHECKING:
+    from ..inputs.frames import ImageSource
     from ..results import Results
 
 
@@ -44,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-dir", type=Path, help="write annotated images here")
     p.add_argument("--save-json", type=Path, help="write COCO results for all images to this file")
     _add_output_options(p)
+    _add_strict_option(p)
 
     p = commands.add_parser("isolate", help="cut each object out of its image",
                             description="Cut every detected object out of its image: one PNG per object, "
@@ -62,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-crop", action="store_true",
                    help="also write each box crop with its background as ..._crop.png")
     _add_output_options(p)
+    _add_strict_option(p)
 
     p = commands.add_parser("track", help="track objects through a video, camera or stream",
                             description="Segment and track every frame of a video file, camera (0) or stream URL, "
@@ -165,6 +170,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "start fast")
 
 
+def _add_strict_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first image that cannot be read (default: skip it, warn, list it at the end)")
+
+
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="one line per image")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
@@ -195,41 +205,63 @@ def predict_config(args: argparse.Namespace) -> PredictConfig:
                        providers=providers, provider_options=options, device=device)
 
 
-def _segment_each(args: argparse.Namespace, items: list,
-                  handle: Callable[[int, str, Results], None]) -> tuple[int, int, dict, str]:
-    """Runs the model over the expanded source `items` with a progress bar, calling handle(k, file name, result)
-    for each image.
+def _open_images(args: argparse.Namespace) -> ImageSource:
+    """The run's images, listed once before anything is written; --strict: the first unreadable one ends the run,
+    else it is skipped, counted and reported at the end."""
+    from ..inputs.frames import ImageSource
 
-    Returns (images, objects, total ms by stage, provider)."""
+    return ImageSource(args.source, strict=args.strict)
+
+
+def _config_files(args: argparse.Namespace) -> list[str]:
+    """The settings files of the run: inputs too, which no output may replace."""
+    return [f for f in (args.model, args.config, getattr(args, "tracker", None)) if f is not None]
+
+
+def _segment_each(args: argparse.Namespace, images: ImageSource,
+                  handle: Callable[[int, str, Results], None]) -> tuple[int, int, dict, str]:
+    """Runs the model over `images` with a progress bar, calling handle(k, file name, result) for each image read.
+
+    Returns (images segmented, objects, total ms by stage, provider)."""
     from ..segmenter import Segmenter
     from .progress import Progress
 
     cfg = predict_config(args)
     totals = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
-    objects = 0
+    objects = done = 0
+    total = images.frame_count or 0
     with Segmenter.from_config(args.model, cfg) as seg, \
-            Progress(len(items), args.command, enabled=not args.quiet and len(items) > 1) as bar:
-        for k, r in enumerate(seg.stream(items)):
+            Progress(total, args.command, enabled=not args.quiet and total > 1) as bar:
+        for k, r in enumerate(seg.stream(images)):
             objects += len(r)
+            done += 1
             for stage in totals:
                 totals[stage] += r.speed[stage]
-            handle(k, Path(r.path).name if r.path else f"image{k}.jpg", r)
+            handle(k, Path(r.path).name, r)
             if args.verbose:
-                print(f"{k + 1}/{len(items)} {r!r} {sum(r.speed.values()):.1f} ms", file=sys.stderr)
+                print(f"{k + 1}/{total} {r!r} {sum(r.speed.values()):.1f} ms", file=sys.stderr)
             bar.update()
-    return len(items), objects, totals, seg.providers[0]
+    return done, objects, totals, seg.providers[0]
+
+
+def _report_skipped(images: ImageSource) -> None:
+    """The images a run skipped, listed at its end (each was also warned about as it happened)."""
+    if images.skipped:
+        print(f"edgeseg: warning: skipped {len(images.skipped)} of {images.frame_count} images that could not be "
+              "read (--strict stops at the first):", file=sys.stderr)
+        for why in images.skipped:
+            print(f"  {why}", file=sys.stderr)
 
 
 def _summary(images: int, objects: int, totals: dict, provider: str) -> str:
-    per = ", ".join(f"{stage} {t / images:.1f}" for stage, t in totals.items())
+    per = ", ".join(f"{stage} {t / max(images, 1):.1f}" for stage, t in totals.items())
     return f"{images} images, {objects} objects; ms per image: {per}; on {provider}"
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from ..inputs.images import expand_source
     from ..inputs.source import is_video_source
     from ..outputs.annotate import plot
-    from ..outputs.files import annotated_name, check_output_folder, write_image, write_json
+    from ..outputs.files import annotated_name, check_not_inputs, check_output_folder, write_image, write_json
 
     if len(args.source) == 1 and is_video_source(args.source[0]):
         if args.save_json:
@@ -248,12 +280,18 @@ def run_predict(args: argparse.Namespace) -> int:
                 rec["file_name"] = name
             coco.extend(records)
 
-    items = expand_source(args.source)
+    images = _open_images(args)
+    items = images.items
+    # before the model loads: no output may land on an input of this run
     if args.save_dir:
         check_output_folder(args.save_dir, items, annotated_name, replaces_input=True)
-    counts = _segment_each(args, items, handle)
+    annotated = {f"--save-dir {args.save_dir} (file {annotated_name(Path(i))})": args.save_dir / annotated_name(Path(i))
+                 for i in items if args.save_dir}
+    check_not_inputs({"--save-json": args.save_json, **annotated}, items + _config_files(args))
+    counts = _segment_each(args, images, handle)
     if args.save_json:
         write_json(args.save_json, coco)
+    _report_skipped(images)
     if not args.quiet:
         print(_summary(*counts))
         if args.save_dir:
@@ -265,20 +303,23 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_isolate(args: argparse.Namespace) -> int:
     from ..config import IsolateOptions
-    from ..inputs.images import expand_source
-    from ..outputs.files import check_output_folder
+    from ..outputs.files import check_folder_holds_no_inputs, check_output_folder
 
     options = IsolateOptions(args.background, args.crop, args.method)  # checked before the model loads
-    items = expand_source(args.source)
-    # cut-outs are named {stem}_{label}-{index}.png: never an input's name, but one for every input of that stem
+    images = _open_images(args)
+    items = images.items
+    # cut-outs are named {stem}_{label}-{index}.png: never an input's name, but one for every input of that stem; and
+    # a folder that holds inputs could hold one of exactly such a name
     check_output_folder(args.save_dir, items, lambda path: path.stem, replaces_input=False)
+    check_folder_holds_no_inputs(args.save_dir, items + _config_files(args), "--save-dir")
     written: list[Path] = []
 
     def handle(k: int, name: str, r: Results) -> None:
         written.extend(r.save_isolated(args.save_dir, **vars(options), save_mask=args.save_mask,
-                                       save_crop=args.save_crop, stem=None if r.path else Path(name).stem))
+                                       save_crop=args.save_crop))
 
-    counts = _segment_each(args, items, handle)
+    counts = _segment_each(args, images, handle)
+    _report_skipped(images)
     if not args.quiet:
         print(_summary(*counts))
         print(f"{len(written)} files in {args.save_dir}")
@@ -293,10 +334,19 @@ def _video_annotator(color_by: str = "class", show_ids: bool = True):
 
 
 def _run_video(args: argparse.Namespace, source: str, save: Path | None, tracked: bool) -> int:
+    from ..inputs.images import expand_source
+    from ..inputs.source import is_video_source
+    from ..outputs.files import check_folder_holds_no_inputs, check_not_inputs
     from ..segmenter import Segmenter
     from ..tracking import Tracker, TrackerConfig, load_tracker_config
     from .process_video import process_video
 
+    isolate_dir = getattr(args, "isolate_dir", None)
+    # before the model loads: no output may land on an input of this run
+    inputs = [source] if is_video_source(source) else expand_source(source)
+    check_not_inputs({"--save": save}, inputs + _config_files(args))
+    if isolate_dir is not None:
+        check_folder_holds_no_inputs(isolate_dir, inputs, "--isolate-dir")
     tracker = None
     if tracked:
         tracker = Tracker(load_tracker_config(args.tracker) if args.tracker else TrackerConfig())
@@ -306,7 +356,7 @@ def _run_video(args: argparse.Namespace, source: str, save: Path | None, tracked
     cfg = cfg.replace(provider_options=cfg.provider_options.replace(cpu_spinning=False))
     with Segmenter.from_config(args.model, cfg) as seg:
         report = process_video(seg, source, tracker=tracker, annotator=annotator, save=save,
-                               isolate_dir=getattr(args, "isolate_dir", None), progress=not args.quiet)
+                               isolate_dir=isolate_dir, progress=not args.quiet)
     if not args.quiet:
         print(report.format())
     return 0
@@ -380,10 +430,21 @@ COMMANDS = {"predict": run_predict, "isolate": run_isolate, "track": run_track, 
             "benchmark": run_benchmark_cmd}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be, so that a stopped run ends the way an interrupted
+    one does: files being written are finished or removed, never left half-written or as temporaries."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(message)s", level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    in_main = threading.current_thread() is threading.main_thread()  # only there may signal handlers be set
+    on_term = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
         return COMMANDS[args.command](args)
     except EdgesegError as e:
@@ -391,6 +452,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"edgeseg: error: {e}", file=sys.stderr)
         return 1
+    except Terminated:
+        print("edgeseg: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("edgeseg: interrupted", file=sys.stderr)
         return 130
@@ -400,6 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edgeseg: unexpected error: {type(e).__name__}: {e} (run with --debug for the traceback)",
               file=sys.stderr)
         return 1
+    finally:
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
 
 
 if __name__ == "__main__":

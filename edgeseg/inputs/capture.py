@@ -115,6 +115,7 @@ class CaptureSource(FrameSource):
         super().__init__(name)
         self.live = live
         self._target = target
+        self._path = target if isinstance(target, str) else None  # a file or URL; a camera has none
         self._factory = capture_factory or (lambda t: _default_capture(t, timeout))
         self._reconnect, self._tries, self._delay = reconnect, reconnect_tries, reconnect_delay
         self._reconnect_timeout, self._max_bad_reads = reconnect_timeout, max_bad_reads
@@ -174,7 +175,7 @@ class CaptureSource(FrameSource):
                     failed = 0
                 self.frames_read += 1
                 self._note_size(image)
-                yield Frame(image, index, self.name, float(capture.get(cv2.CAP_PROP_POS_MSEC)), self.fps)
+                yield Frame(image, index, self.name, float(capture.get(cv2.CAP_PROP_POS_MSEC)), self.fps, self._path)
                 index += 1
             missing = (self.frame_count or 0) - index
             if missing > 1:  # some containers estimate their frame count from the duration: allow one frame
@@ -199,7 +200,8 @@ class CaptureSource(FrameSource):
                         self.frames_dropped += 1
                     self.frames_read += 1
                     self._note_size(image)
-                    self._slot = Frame(image, index, self.name, (time.monotonic() - start) * 1e3, self.fps)
+                    self._slot = Frame(image, index, self.name, (time.monotonic() - start) * 1e3, self.fps,
+                                       self._path)
                     self._ready.notify()
                 index += 1
         except Exception as e:  # the consumer must not wait forever on a reader that died

@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 class Frame:
     """One frame: `image` (H, W, 3) uint8 BGR; `index` its number in the source (gaps mean skipped or dropped
     frames); `source` the file, camera or stream it came from; `pos_ms` its time in the video, or for live and
-    pushed frames the time since the source opened; `fps` of the source when known; `path` the image file it was
-    read from (None for arrays and video frames), what Results.path holds."""
+    pushed frames the time since the source opened; `fps` of the source when known; `path` the image or video file
+    (or stream URL) it was read from, what Results.path holds; None for arrays, cameras and pushed frames, whose
+    Results the Segmenter names image0.jpg, image1.jpg, ... as Ultralytics does."""
 
     image: np.ndarray
     index: int
@@ -45,7 +46,8 @@ class FrameSource:
 
     Counters: `frames_read` (frames decoded from the source), `frames_dropped` (live frames replaced by a newer
     one before they were taken), `frames_corrupt` (frames skipped because they could not be decoded, or missing
-    at the end of a truncated video), `reconnects` (live sources opened again after a failure). `fps`, `size`
+    at the end of a truncated video), `reconnects` (live sources opened again after a failure); `skipped` says why
+    each skipped item was skipped (one line each, naming the file or item). `fps`, `size`
     ((width, height)) and `frame_count` (frames the source announces) are None when the source does not say.
     A `strict` source raises SourceError for an item it cannot read instead of skipping it.
     """
@@ -57,6 +59,7 @@ class FrameSource:
         self.name, self.fps, self.size = name, fps, size
         self.frame_count: int | None = None
         self.frames_read = self.frames_dropped = self.frames_corrupt = self.reconnects = 0
+        self.skipped: list[str] = []
         self._frames: Iterator[Frame] | None = None
         self.closed = False
 
@@ -83,6 +86,7 @@ class FrameSource:
             if self.strict:
                 raise
             self.frames_corrupt += 1
+            self.skipped.append(str(e))
             log.warning("skipped: %s", e)
             return None
         self.frames_read += 1

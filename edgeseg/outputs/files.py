@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import OutputError
+from ..inputs.images import IMAGE_SUFFIXES
 
 
 def temporary_file(path: Path, prefix: str, suffix: str) -> tuple[int, Path]:
@@ -63,7 +64,13 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
 
 
 def write_json(path: str | Path, data: Any) -> Path:
-    return write_bytes(path, json.dumps(data, separators=(",", ":")).encode())
+    """Writes `data` as compact JSON, atomically; NaN or infinity anywhere in it is an OutputError (JSON has no
+    such numbers, and a file that other tools cannot parse is not an output)."""
+    try:
+        text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except ValueError as e:
+        raise OutputError(f"cannot write {path}: {e} (a result holds NaN or infinity)") from None
+    return write_bytes(path, text.encode())
 
 
 # image formats OpenCV reads but cannot write an annotated (colour, 8-bit) image in: .pgm is grey only, .pfm float,
@@ -77,13 +84,59 @@ def annotated_name(path: Path) -> str:
     return path.stem + ".png" if path.suffix.lower() in _READ_ONLY_SUFFIXES else path.name
 
 
+def exists(path: Path) -> bool:
+    """Path.exists, with a path that cannot be reached (a parent folder this user may not enter) an OutputError."""
+    try:
+        return path.exists()
+    except OSError as e:
+        raise OutputError(f"cannot reach {path}: {e.strerror or e}") from None
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when `a` and `b` are one file (links and other spellings of a path included); False when either is
+    missing."""
+    a, b = Path(a), Path(b)
+    if not (exists(a) and exists(b)):
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError as e:
+        raise OutputError(f"cannot compare {a} with {b}: {e.strerror or e}") from None
+
+
+def check_not_inputs(outputs: dict[str, Path | None], inputs: Sequence[str | os.PathLike | np.ndarray]) -> None:
+    """Before the model loads: no output file (`outputs`: option name -> path, None when not asked for) is one of
+    the run's inputs (images, video, model, config files; arrays are passed over). OutputError otherwise."""
+    files = [Path(i) for i in inputs if isinstance(i, (str, os.PathLike))]
+    for flag, output in outputs.items():
+        if output is None:
+            continue
+        for item in files:
+            if same_file(output, item):
+                raise OutputError(f"{flag} {output} is an input of this run ({item}), which it would replace: "
+                                  "give another name")
+
+
+def check_folder_holds_no_inputs(folder: Path, inputs: Sequence[str | os.PathLike | np.ndarray], flag: str) -> None:
+    """Before the model loads: `folder`, where outputs of names not known in advance go (cut-outs named by class),
+    holds none of the input images, which one of them could replace. OutputError otherwise."""
+    if not exists(folder):
+        return
+    for item in inputs:
+        if isinstance(item, (str, os.PathLike)) and Path(item).suffix.lower() in IMAGE_SUFFIXES:
+            parent = Path(item).resolve().parent
+            if same_file(parent, folder) or Path(folder).resolve() in parent.parents:
+                raise OutputError(f"{flag} {folder} holds the input {os.fspath(item)}, which an output could replace: "
+                                  "give a folder without input images")
+
+
 def check_output_folder(save_dir: Path, items: Sequence[str | np.ndarray], key: Callable[[Path], str],
                         replaces_input: bool) -> None:
     """Before the model loads: `save_dir` (the CLI's --save-dir) is a folder, no two input files of different
     folders give the same output names (`key(path)`: their files would overwrite each other), and with
     `replaces_input` (`key` is the output's file name) no output would replace an input in `save_dir`. Arrays
     among `items` are not files and are passed over. OutputError otherwise."""
-    if save_dir.exists() and not save_dir.is_dir():
+    if exists(save_dir) and not save_dir.is_dir():
         raise OutputError(f"--save-dir {save_dir} is a file; give a folder")
     first: dict[str, str] = {}
     for item in items:
@@ -91,10 +144,10 @@ def check_output_folder(save_dir: Path, items: Sequence[str | np.ndarray], key: 
             continue
         path = Path(item)
         other = first.setdefault(key(path), item)
-        if other != item and not os.path.samefile(other, item):
+        if other != item and not same_file(other, item):
             raise OutputError(f"{other} and {item} would write files of the same names into {save_dir}, the second "
                               "replacing the first: rename one, or run them separately")
         target = save_dir / key(path)
-        if replaces_input and target.exists() and os.path.samefile(target, path):
+        if replaces_input and same_file(target, path):
             raise OutputError(f"--save-dir {save_dir} holds the input {item}, which its output would replace: "
                               "give another folder")

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import settings_from_mapping
+from ..config import read_yaml, settings_from_mapping
 from ..errors import ConfigError
 from ..results import Results
 from . import kalman
@@ -87,16 +87,7 @@ class TrackerConfig:
 
 def load_tracker_config(path: str | Path) -> TrackerConfig:
     """Reads a YAML tracker file (see configs/bytetrack.yaml); unknown keys are an error."""
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"tracker config file not found: {path}") from None
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"cannot read tracker config file {path}: {str(e).splitlines()[0]}") from None
-    return TrackerConfig.from_mapping(data or {}, where=str(path))
+    return TrackerConfig.from_mapping(read_yaml(path, "tracker config"), where=str(path))
 
 
 class _Track:

@@ -96,12 +96,25 @@ def test_bad_input_one_line_error_nothing_written(shapes_onnx, few_images, tmp_p
     assert not js.exists() and not (tmp_path / "out").exists()
 
 
-def test_corrupt_image_mid_run_leaves_no_json(shapes_onnx, few_images, tmp_path):
+def test_corrupt_image_mid_run_with_strict_leaves_no_json(shapes_onnx, few_images, tmp_path):
     (few_images / "zzz-broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     js = tmp_path / "out.json"
-    done = edgeseg("predict", "--model", shapes_onnx, "--source", few_images, "--save-json", js)
+    done = edgeseg("predict", "--model", shapes_onnx, "--source", few_images, "--save-json", js, "--strict")
     assert done.returncode == 1 and "cannot decode" in done.stderr and "zzz-broken.jpg" in done.stderr
     assert not js.exists() and not list(tmp_path.glob(".out.json.*"))
+
+
+def test_corrupt_image_mid_run_is_skipped_counted_and_listed(shapes_onnx, few_images, tmp_path):
+    (few_images / "bbb-broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    js, out = tmp_path / "out.json", tmp_path / "annotated"
+    good = sorted(p.name for p in few_images.iterdir() if p.name != "bbb-broken.jpg")
+    done = edgeseg("predict", "--model", shapes_onnx, "--source", few_images, "--save-json", js, "--save-dir", out)
+    assert done.returncode == 0, done.stderr
+    last = done.stderr.strip().splitlines()
+    assert f"skipped 1 of {len(good) + 1} images" in done.stderr and "bbb-broken.jpg" in last[-1]
+    assert sorted(p.name for p in out.iterdir()) == good  # every other image, before and after the broken one
+    assert sorted({r["file_name"] for r in json.loads(js.read_text())}) <= good
+    assert f"{len(good)} images" in done.stdout
 
 
 def test_unwritable_output_is_a_clear_error(shapes_onnx, few_images, tmp_path):

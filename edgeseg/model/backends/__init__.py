@@ -3,6 +3,7 @@ runs TensorRT engines, whose files engine_file.py reads and whose GPU memory cud
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,10 +22,17 @@ def open_backend(model: str | Path, providers: str | Sequence[str] = "auto",
                  options: ProviderOptions | None = None) -> Backend:
     """Opens a model file with the backend its suffix names: .onnx with ONNX Runtime (on `providers`), .engine and
     .plan with TensorRT (a serialized engine runs on TensorRT only)."""
+    if not isinstance(model, (str, os.PathLike)):
+        raise ModelNotFoundError(f"model must be the path of an .onnx, .engine or .plan file, got "
+                                 f"{type(model).__name__}")
     path = Path(model)
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except OSError as e:  # e.g. a parent folder this user may not enter
+        raise ModelNotFoundError(f"cannot reach model file {path}: {e.strerror or e}") from None
+    if not exists:
         raise ModelNotFoundError(f"model file not found: {path}")
-    if not path.is_file():
+    if not is_file:
         raise ModelFormatError(f"model path is not a file: {path}")
     suffix = path.suffix.lower()
     if suffix == ".onnx":
