@@ -124,9 +124,11 @@ class Masks:
         return out
 
     def contours(self, strategy: str = "largest") -> list[np.ndarray]:
-        """Each object's outline, (K, 2) float32 source pixels, traced on its crop: see contours.object_polygon."""
-        from .outputs.contours import object_polygon
+        """Each object's outline, (K, 2) float32 source pixels, traced on its crop: see contours.object_polygon.
+        ConfigError for a strategy other than "largest" and "all", even with no objects."""
+        from .outputs.contours import check_strategy, object_polygon
 
+        check_strategy(strategy)
         return [object_polygon(crop, origin, strategy) for crop, origin in zip(self.crops, self.origins, strict=True)]
 
     @property

@@ -6,6 +6,7 @@ masks, tracks, draws and writes the previous frames, so the frame rate approache
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from ..errors import OutputError
 from ..inputs.frames import Frame
 from ..inputs.source import open_source
 from ..outputs.annotate import Annotator
-from ..outputs.files import write_image
+from ..outputs.files import same_file, write_image
 from ..outputs.isolate import isolate, safe_label
 from ..outputs.video_writer import VideoWriter
 from ..results import Results
@@ -26,11 +27,14 @@ from ..segmenter import Segmenter
 from ..tracking import Tracker
 from .progress import Progress
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class VideoReport:
     """What process_video did: frames processed, read, dropped (live) and skipped (corrupt), reconnects, the
-    achieved frames per second over the whole run, tracks started, and the files written."""
+    achieved frames per second over the whole run, tracks started, and the files written. `partial_frames`: the
+    run stopped early and `video` holds only the frames written until then, this many."""
 
     source: str
     frames: int
@@ -42,6 +46,7 @@ class VideoReport:
     tracks: int
     video: Path | None
     cutouts: int
+    partial_frames: int | None = None
 
     @property
     def fps(self) -> float:
@@ -55,7 +60,9 @@ class VideoReport:
         if self.tracks:
             parts.append(f"{self.tracks} tracks")
         if self.video:
-            parts.append(f"video in {self.video}")
+            partial = self.partial_frames is not None
+            parts.append(f"video in {self.video}" + (f" (partial: the {self.partial_frames} frames written before the "
+                                                     "run stopped)" if partial else ""))
         if self.cutouts:
             parts.append(f"{self.cutouts} cut-outs")
         return "; ".join(parts)
@@ -74,6 +81,18 @@ def save_track_cutouts(result: Results, folder: Path, frame: int, background: st
     return written
 
 
+def _size_changed(writer: VideoWriter, index: int, size: tuple[int, int]) -> OutputError:
+    """The error for a source whose frames change size at frame `index`: a video has one size, so the frames
+    written so far are finished as a video of their own, and the error says where they are."""
+    change = f"the video changed size at frame {index} ({writer.size[0]}x{writer.size[1]} -> {size[0]}x{size[1]})"
+    written = writer.frames_written
+    try:
+        kept = writer.close()
+    except OutputError as e:
+        return OutputError(f"{change}, and the {written} frames before it could not be kept: {e}")
+    return OutputError(f"cannot go on writing {writer.path}: {change}; the {written} frames before it are in {kept}")
+
+
 def process_video(segmenter: Segmenter, source: Any, *, tracker: Tracker | None = None,
                   annotator: Annotator | None = None, save: str | Path | None = None,
                   isolate_dir: str | Path | None = None, progress: bool = True,
@@ -82,37 +101,51 @@ def process_video(segmenter: Segmenter, source: Any, *, tracker: Tracker | None 
     overlapped.
 
     tracker: gives each result track ids (boxes.id). annotator: draws each frame for `save`, a video file with the
-    source's size and frame rate (written to a temporary name and renamed; on Ctrl-C what was written is kept,
-    playable). isolate_dir: per-track cut-outs. on_result(frame, result) is called for every frame.
+    source's size and frame rate (written to a temporary name, checked and renamed; a failed write is an
+    OutputError and leaves no file). on_result(frame, result) is called for every frame. isolate_dir: per-track
+    cut-outs. When the run stops early (Ctrl-C, an error, frames that change size: OutputError) what was written is
+    kept as a playable video if it checks out, and the summary, logged, says the video is partial.
     """
-    if (save is not None and isinstance(source, (str, os.PathLike)) and Path(save).exists()
-            and Path(source).is_file() and os.path.samefile(save, source)):
+    if save is not None and isinstance(source, (str, os.PathLike)) and same_file(save, source):
         # the annotated video would be renamed over the one being read: the user's original, gone
         raise OutputError(f"cannot write {save}: it is the video being read; give another name")
-    with ExitStack() as stack:
-        frames = stack.enter_context(open_source(source, **source_options))
-        writer: VideoWriter | None = None
-        bar = stack.enter_context(Progress(0, "frames", enabled=progress))
-        count = cutouts = 0
-        track_ids: set[int] = set()
-        start = time.perf_counter()
-        for frame, result in segmenter.stream_frames(frames):
-            if tracker is not None:
-                result = tracker.update(result)
-                track_ids.update(result.boxes.id.tolist() if result.boxes.id is not None else ())
-            if save is not None:
-                if writer is None:  # the size is known for certain only once a frame is here
+    writer: VideoWriter | None = None
+    count = cutouts = 0
+    track_ids: set[int] = set()
+
+    def report(seconds: float, video: Path | None, partial_frames: int | None = None) -> VideoReport:
+        return VideoReport(str(frames.name), count, frames.frames_read, frames.frames_dropped, frames.frames_corrupt,
+                           frames.reconnects, seconds, len(track_ids), video, cutouts, partial_frames)
+
+    try:
+        with ExitStack() as stack:
+            frames = stack.enter_context(open_source(source, **source_options))
+            bar = stack.enter_context(Progress(0, "frames", enabled=progress))
+            start = time.perf_counter()
+            for frame, result in segmenter.stream_frames(frames):
+                if tracker is not None:
+                    result = tracker.update(result)
+                    track_ids.update(result.boxes.id.tolist() if result.boxes.id is not None else ())
+                if save is not None:
                     height, width = frame.image.shape[:2]
-                    writer = stack.enter_context(VideoWriter(save, frames.fps or frame.fps or 30.0, (width, height)))
-                writer.write(annotator.annotate(frame.image, result) if annotator is not None else frame.image)
-            if isolate_dir is not None:
-                cutouts += save_track_cutouts(result, Path(isolate_dir), frame.index)
-            if on_result is not None:
-                on_result(frame, result)
-            count += 1
-            elapsed = time.perf_counter() - start
-            bar.update(note=f"{count / elapsed:5.1f} fps, {frames.frames_dropped} dropped")
-        seconds = time.perf_counter() - start
-    return VideoReport(str(frames.name), count, frames.frames_read, frames.frames_dropped, frames.frames_corrupt,
-                       frames.reconnects, seconds, len(track_ids),
-                       Path(save) if save is not None and count else None, cutouts)
+                    if writer is None:  # the size is known for certain only once a frame is here
+                        fps = frames.fps or frame.fps or 30.0
+                        writer = stack.enter_context(VideoWriter(save, fps, (width, height)))
+                    elif (width, height) != writer.size:
+                        raise _size_changed(writer, frame.index, (width, height))
+                    writer.write(annotator.annotate(frame.image, result) if annotator is not None else frame.image)
+                if isolate_dir is not None:
+                    cutouts += save_track_cutouts(result, Path(isolate_dir), frame.index)
+                if on_result is not None:
+                    on_result(frame, result)
+                count += 1
+                elapsed = time.perf_counter() - start
+                bar.update(note=f"{count / elapsed:5.1f} fps, {frames.frames_dropped} dropped")
+            seconds = time.perf_counter() - start
+    except BaseException:
+        # the stack has finished and checked the video by now; closing again only tells whether it was kept
+        kept = writer.close() if writer is not None else None
+        if kept is not None:
+            log.warning("%s", report(time.perf_counter() - start, kept, writer.frames_written).format())
+        raise
+    return report(seconds, Path(save) if save is not None and count else None)

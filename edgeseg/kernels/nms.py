@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .jit import kernel
+from .jit import jit, kernel
 
 
-@kernel("int64(float32[:, ::1], int64, float32, boolean[::1], boolean, int64[::1], int64[::1], float32[::1])")
-def _select_candidates(pred, num_classes, conf_thres, allowed, multi_label, anchors, classes, scores):
+@jit
+def _usable(pred, a, score):
+    """True when anchor a's box (x, y, w, h) and a candidate's score can make a detection: all finite, w and h >= 0.
+    An FP16 model that overflows gives inf and NaN; such a box would reach the results as NaN corners."""
+    w, h = pred[2, a], pred[3, a]
+    return (math.isfinite(score) and math.isfinite(pred[0, a]) and math.isfinite(pred[1, a]) and math.isfinite(w)
+            and math.isfinite(h) and w >= 0 and h >= 0)
+
+
+@kernel("int64(float32[:, ::1], int64, float32, boolean[::1], boolean, int64[::1], int64[::1], float32[::1], "
+        "int64[::1])")
+def _select_candidates(pred, num_classes, conf_thres, allowed, multi_label, anchors, classes, scores, dropped):
     num_anchors = pred.shape[1]
     count = 0
+    unusable = 0
     if multi_label:
         for a in range(num_anchors):
             for c in range(num_classes):
                 score = pred[4 + c, a]
                 if score > conf_thres and allowed[c]:
+                    if not _usable(pred, a, score):
+                        unusable += 1
+                        continue
                     anchors[count] = a
                     classes[count] = c
                     scores[count] = score
                     count += 1
+        dropped[0] = unusable
         return count
     # best class per anchor, walking classes in the outer loop so that reads stay contiguous
     best = pred[4].copy()
@@ -27,26 +44,33 @@ def _select_candidates(pred, num_classes, conf_thres, allowed, multi_label, anch
     for c in range(1, num_classes):
         row = pred[4 + c]
         for a in range(num_anchors):
-            if row[a] > best[a]:  # strict: ties keep the first class, as torch.max does
+            # strict: ties keep the first class, as torch.max does; a NaN score wins and stays (torch.max and
+            # np.argmax propagate NaN), so an anchor with a NaN class score is no candidate
+            if best[a] == best[a] and (row[a] > best[a] or row[a] != row[a]):
                 best[a] = row[a]
                 best_class[a] = c
     for a in range(num_anchors):
         if best[a] > conf_thres and allowed[best_class[a]]:
+            if not _usable(pred, a, best[a]):
+                unusable += 1
+                continue
             anchors[count] = a
             classes[count] = best_class[a]
             scores[count] = best[a]
             count += 1
+    dropped[0] = unusable
     return count
 
 
 def select_candidates(
     pred: np.ndarray, num_classes: int, conf_thres: float, allowed: np.ndarray, multi_label: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Anchors whose class score beats `conf_thres`, from raw head output `pred` (4 + nc + nm, A) float32.
 
-    One candidate per anchor (its best class), or one per (anchor, class) above the threshold with
-    `multi_label`. Classes where `allowed` (nc,) bool is False are dropped. Returns (anchor int64 (n,),
-    class int64 (n,), score float32 (n,)) in anchor order.
+    One candidate per anchor (its best class; NaN if any class score is NaN, which is no candidate), or one per
+    (anchor, class) above the threshold with `multi_label`. Classes where `allowed` (nc,) bool is False are dropped.
+    So are candidates with an infinite score or a box (x, y, w, h) with a non-finite value or w or h < 0: their
+    number is returned. Returns (anchor int64 (n,), class int64 (n,), score float32 (n,), dropped) in anchor order.
     """
     pred = np.ascontiguousarray(pred, dtype=np.float32)
     allowed = np.ascontiguousarray(allowed, dtype=np.bool_)
@@ -59,8 +83,10 @@ def select_candidates(
     anchors = np.empty(capacity, np.int64)
     classes = np.empty(capacity, np.int64)
     scores = np.empty(capacity, np.float32)
-    n = _select_candidates(pred, num_classes, np.float32(conf_thres), allowed, multi_label, anchors, classes, scores)
-    return anchors[:n], classes[:n], scores[:n]
+    dropped = np.zeros(1, np.int64)
+    n = _select_candidates(pred, num_classes, np.float32(conf_thres), allowed, multi_label, anchors, classes, scores,
+                           dropped)
+    return anchors[:n], classes[:n], scores[:n], int(dropped[0])
 
 
 @kernel("void(float32[:, ::1], int64[::1], float32[:, ::1])")

@@ -17,6 +17,9 @@ from .metadata import ModelMetadata, class_names
 
 log = logging.getLogger(__name__)
 
+# the input dtypes the preprocessing writes (the image scaled to [0, 1])
+INPUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -42,8 +45,9 @@ class ModelSpec:
 
     @classmethod
     def inspect(cls, backend: Backend, config: PredictConfig, name: str) -> ModelSpec:
-        """Checks that `backend` runs a YOLO segmentation model that `config` can use; NotSegmentationModelError or
-        ConfigError (naming the model file `name`) otherwise."""
+        """Checks that `backend` runs a YOLO segmentation model that `config` can use; NotSegmentationModelError (its
+        outputs, its input's shape, or an input dtype other than float32 and float16) or ConfigError (naming the model
+        file `name`) otherwise."""
         meta = ModelMetadata.from_strings(backend.metadata)
         meta.check_task(name)
         shapes = [o.shape for o in backend.outputs]
@@ -61,6 +65,10 @@ class ModelSpec:
         inp = backend.input
         if len(inp.shape) != 4 or inp.shape[1] not in (3, None):
             raise NotSegmentationModelError(f"{name}: input must be (B, 3, H, W), got {inp.shape}")
+        if np.dtype(inp.dtype) not in INPUT_DTYPES:  # else it loads, then every image fails with a TypeError
+            raise NotSegmentationModelError(
+                f"{name}: input must be float32 or float16, got {np.dtype(inp.dtype)}; edgeseg feeds the image "
+                "scaled to [0, 1]: export the model with a float input (Ultralytics' default)")
         fixed_hw = inp.shape[2:] if None not in inp.shape[2:] else None
         return cls(name=name, end2end=end2end, det_index=det_index, num_classes=num_classes, num_protos=num_protos,
                    names=class_names(meta, num_classes), stride=stride,

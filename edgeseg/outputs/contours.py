@@ -11,7 +11,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..errors import ConfigError
+
 STRATEGIES = ("largest", "all")
+
+
+def check_strategy(strategy: str) -> None:
+    """ConfigError naming the valid strategies unless `strategy` is one of them."""
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        raise ConfigError(f"contour strategy must be one of {', '.join(map(repr, STRATEGIES))}, got {strategy!r}")
 
 
 def outer_contours(crop: np.ndarray, origin: tuple[int, int] | np.ndarray) -> list[np.ndarray]:
@@ -28,10 +36,9 @@ def object_polygon(crop: np.ndarray, origin: tuple[int, int] | np.ndarray, strat
 
     strategy "largest": the outer contour enclosing the largest area (ties: the one found first).
     "all": every outer contour joined into one polygon by thin bridges between their closest
-    points, exactly as Ultralytics' masks2segments(strategy="all") joins them.
+    points, exactly as Ultralytics' masks2segments(strategy="all") joins them. ConfigError for another strategy.
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    check_strategy(strategy)
     contours = outer_contours(crop, origin)
     if not contours:
         return np.zeros((0, 2), np.float32)

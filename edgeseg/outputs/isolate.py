@@ -7,6 +7,7 @@ step runs on the object's box only.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from pathlib import Path
@@ -84,12 +85,32 @@ def box_crops(result: Results, gain: float = 1.02, pad: int = 10) -> list[np.nda
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# A long class name is cut to this many characters plus "-" and 8 hex digits of its hash: a file name holds at most
+# 255 bytes, and the stem, the index and the suffix share them with the label.
+LABEL_KEEP = 60
+LABEL_MAX = LABEL_KEEP + 1 + 8
+
+
+def short_name(text: str, whole: str | None = None) -> str:
+    """`text` as it is when it has at most LABEL_MAX bytes (UTF-8), else its first LABEL_KEEP bytes and "-" and 8 hex
+    digits of a hash of `whole` (default: `text`): a file name holds at most 255 bytes, shared by the stem, the
+    label, the index and the suffix, and names that differ only further on must stay apart."""
+    size = lambda s: len(s.encode("utf-8", "surrogatepass"))  # noqa: E731  (file names are limited in bytes)
+    if size(text) <= LABEL_MAX:
+        return text
+    digest = hashlib.sha256((whole if whole is not None else text).encode("utf-8", "surrogatepass")).hexdigest()
+    keep = text[:LABEL_KEEP]
+    while size(keep) > LABEL_KEEP:
+        keep = keep[:-1]
+    return f"{keep}-{digest[:8]}"
 
 
 def safe_label(name: str) -> str:
-    """A class name made safe as part of a file name: no separators, no leading dots, never empty."""
-    label = _UNSAFE.sub("_", str(name)).lstrip(".")
-    return label or "object"
+    """A class name made safe as part of a file name: ASCII letters, digits, ".", "_" and "-" only, no leading dots,
+    never empty, at most LABEL_MAX characters. A longer one keeps its first LABEL_KEEP characters and ends in "-"
+    and a hash of the whole name, so that long names that differ only further on stay apart."""
+    label = _UNSAFE.sub("_", str(name)).lstrip(".") or "object"
+    return short_name(label, whole=str(name))
 
 
 def save_isolated(result: Results, folder: str | Path, background: str = "black", crop: bool = True,
@@ -101,8 +122,9 @@ def save_isolated(result: Results, folder: str | Path, background: str = "black"
     result.require_host_masks("save_isolated")
     options = IsolateOptions(background, crop, source)
     folder = Path(folder)
-    # a path's stem is a file name already; a caller's stem may hold anything
-    stem = safe_label(stem) if stem is not None else Path(result.path).stem if result.path else "image"
+    # a path's stem is a file name already (only its length may not leave room for the rest); a caller's stem may hold
+    # anything
+    stem = safe_label(stem) if stem is not None else short_name(Path(result.path).stem if result.path else "image")
     written: list[Path] = []
     modes = (options.background, "mask") if save_mask else (options.background,)
     cutouts, *extra = _cut_out_all(result, options, modes)

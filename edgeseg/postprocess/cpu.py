@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,8 @@ from ..results import Boxes, Masks
 # offset that keeps classes apart in class-aware NMS.
 MAX_NMS_CANDIDATES = 30000
 MAX_WH = 7680
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,15 +40,25 @@ def allowed_classes(num_classes: int, classes: tuple[int, ...] | None) -> np.nda
     return allowed
 
 
+def log_dropped(dropped: int) -> None:
+    """The debug line for candidates decode dropped because a box or score was not finite (an FP16 model that
+    overflows gives inf) or a box had a negative size: shared by the CPU and the GPU path."""
+    if dropped:
+        log.debug("dropped %d candidates with non-finite or negative boxes", dropped)
+
+
 def decode_raw(pred: np.ndarray, num_classes: int, cfg: PredictConfig) -> Detections:
     """Raw head output (4 + nc + nm, A) -> detections after confidence filter and NMS.
 
     Ultralytics' non_max_suppression: best class (or every class with multi_label) above conf,
     the `classes` filter, the top MAX_NMS_CANDIDATES by score, class-aware NMS (boxes offset by
-    class * MAX_WH) unless agnostic, then the first max_det.
+    class * MAX_WH) unless agnostic, then the first max_det. Unlike it, candidates with a non-finite
+    score, or a box (x, y, w, h) with a non-finite value or w or h < 0, are dropped first (and logged).
     """
-    anchors, cls, conf = select_candidates(pred, num_classes, cfg.conf, allowed_classes(num_classes, cfg.classes),
-                                           cfg.multi_label and num_classes > 1)
+    anchors, cls, conf, dropped = select_candidates(pred, num_classes, cfg.conf,
+                                                    allowed_classes(num_classes, cfg.classes),
+                                                    cfg.multi_label and num_classes > 1)
+    log_dropped(dropped)
     if len(conf) > MAX_NMS_CANDIDATES:
         top = np.argsort(-conf, kind="stable")[:MAX_NMS_CANDIDATES]
         anchors, cls, conf = anchors[top], cls[top], conf[top]
@@ -59,14 +72,18 @@ def decode_raw(pred: np.ndarray, num_classes: int, cfg: PredictConfig) -> Detect
 def decode_end2end(pred: np.ndarray, cfg: PredictConfig) -> Detections:
     """NMS-in-graph output (K, 6 + nm) rows [x1, y1, x2, y2, conf, cls, coefs...] -> kept detections.
 
-    As Ultralytics: rows with conf above the threshold, the `classes` filter, the first max_det.
+    As Ultralytics: rows with conf above the threshold, the `classes` filter, the first max_det. Unlike it, rows
+    with a non-finite value among their first six or with x2 < x1 or y2 < y1 are dropped first (and logged).
     """
     pred = np.asarray(pred, dtype=np.float32)
+    with np.errstate(invalid="ignore"):  # a NaN class (dropped below) is class -1 here, not a cast warning
+        cls = np.where(np.isfinite(pred[:, 5]), pred[:, 5], np.float32(-1)).astype(np.int64)
+        usable = np.isfinite(pred[:, :6]).all(axis=1) & (pred[:, 2] >= pred[:, 0]) & (pred[:, 3] >= pred[:, 1])
     keep = pred[:, 4] > np.float32(cfg.conf)
-    cls = pred[:, 5].astype(np.int64)
     if cfg.classes is not None:
         keep &= np.isin(cls, cfg.classes)
-    rows = np.flatnonzero(keep)[: cfg.max_det]
+    log_dropped(int(np.count_nonzero(keep & ~usable)))
+    rows = np.flatnonzero(keep & usable)[: cfg.max_det]
     return Detections(np.ascontiguousarray(pred[rows, :4]), pred[rows, 4].copy(), cls[rows],
                       np.ascontiguousarray(pred[rows, 6:]))
 

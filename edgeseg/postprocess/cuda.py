@@ -21,7 +21,7 @@ from ..inputs.letterbox import Letterbox, box_pixels, mask_geometry
 from ..kernels.blend import blend_weight
 from ..kernels.masks import box_offsets
 from ..results import Boxes, DeviceMasks, Masks, Results
-from .cpu import MAX_NMS_CANDIDATES, MAX_WH, Detections, allowed_classes
+from .cpu import MAX_NMS_CANDIDATES, MAX_WH, Detections, allowed_classes, log_dropped
 from .gpu import require_cuda
 
 if TYPE_CHECKING:
@@ -35,17 +35,20 @@ def decode_raw_cuda(pred: Any, num_classes: int, cfg: PredictConfig, workspace: 
     arrays."""
     from ..kernels.cuda.nms import decode_raw_cuda as kernel
 
-    xyxy, conf, cls, coefs = kernel(pred, num_classes, cfg.conf, allowed_classes(num_classes, cfg.classes),
-                                    cfg.multi_label and num_classes > 1, cfg.iou, cfg.max_det,
-                                    0.0 if cfg.agnostic_nms else float(MAX_WH), MAX_NMS_CANDIDATES, workspace)
-    return Detections(xyxy, conf, cls, coefs)
+    *found, dropped = kernel(pred, num_classes, cfg.conf, allowed_classes(num_classes, cfg.classes),
+                             cfg.multi_label and num_classes > 1, cfg.iou, cfg.max_det,
+                             0.0 if cfg.agnostic_nms else float(MAX_WH), MAX_NMS_CANDIDATES, workspace)
+    log_dropped(dropped)
+    return Detections(*found)
 
 
 def decode_end2end_cuda(pred: Any, cfg: PredictConfig, workspace: Workspace | None = None) -> Detections:
     """postprocess.decode_end2end on the GPU: pred (K, 6 + nm) float32 device array; coefs stay on the device."""
     from ..kernels.cuda.nms import decode_end2end_cuda as kernel
 
-    return Detections(*kernel(pred, cfg.conf, cfg.classes, cfg.max_det, workspace))
+    *found, dropped = kernel(pred, cfg.conf, cfg.classes, cfg.max_det, workspace)
+    log_dropped(dropped)
+    return Detections(*found)
 
 
 def to_source_cuda(det: Detections, protos: Any, letterbox: Letterbox, device_results: bool = False,

@@ -21,21 +21,49 @@ def hwc_bgr_to_chw_rgb(image: np.ndarray, out_shape: tuple[int, int], top: int, 
 
 
 def select_candidates(pred, num_classes, conf_thres, allowed, multi_label=False):
-    """(anchors, classes, scores) of candidates, in anchor order (then class order with multi_label)."""
-    scores = np.asarray(pred, np.float32)[4 : 4 + num_classes]  # (nc, A)
+    """(anchors, classes, scores, dropped) of candidates, in anchor order (then class order with multi_label).
+
+    A candidate's score must beat conf_thres (the best class's: np.argmax picks the first NaN, so an anchor with a
+    NaN class score has none). Candidates with an infinite score, or a box with a non-finite value or a negative
+    width or height, are dropped and counted.
+    """
+    pred = np.asarray(pred, np.float32)
+    scores = pred[4 : 4 + num_classes]  # (nc, A)
     thres = np.float32(conf_thres)
-    anchors, classes, confs = [], [], []
+    with np.errstate(invalid="ignore"):
+        box_ok = np.isfinite(pred[:4]).all(axis=0) & (pred[2] >= 0) & (pred[3] >= 0)  # (A,)
+    anchors, classes, confs, dropped = [], [], [], 0
     for a in range(scores.shape[1]):
         if multi_label:
             picks = [c for c in range(num_classes) if scores[c, a] > thres and allowed[c]]
         else:
-            best = int(np.argmax(scores[:, a]))  # first maximum on ties
+            best = int(np.argmax(scores[:, a]))  # first maximum on ties, first NaN if any
             picks = [best] if scores[best, a] > thres and allowed[best] else []
         for c in picks:
+            if not (box_ok[a] and np.isfinite(scores[c, a])):
+                dropped += 1
+                continue
             anchors.append(a)
             classes.append(c)
             confs.append(scores[c, a])
-    return np.array(anchors, np.int64), np.array(classes, np.int64), np.array(confs, np.float32)
+    return np.array(anchors, np.int64), np.array(classes, np.int64), np.array(confs, np.float32), dropped
+
+
+def end2end_rows(pred, conf_thres, classes=None, max_det=300):
+    """(kept row indices, dropped) of an NMS-in-graph output (K, 6 + nm): rows above conf_thres of the given classes,
+    minus those with a non-finite value among their first six or x2 < x1 or y2 < y1 (counted), the first max_det."""
+    kept, dropped = [], 0
+    for r, row in enumerate(np.asarray(pred, np.float32)):
+        if not row[4] > np.float32(conf_thres):
+            continue
+        cls = int(row[5]) if np.isfinite(row[5]) else -1
+        if classes is not None and cls not in classes:
+            continue
+        if np.isfinite(row[:6]).all() and row[2] >= row[0] and row[3] >= row[1]:
+            kept.append(r)
+        else:
+            dropped += 1
+    return np.array(kept[:max_det], np.int64), dropped
 
 
 def xywh_to_xyxy(pred, anchors):

@@ -33,3 +33,41 @@ def random_prototypes(rng: np.random.Generator, grid: tuple[int, int], nm: int =
     blobs = np.sin(rng.uniform(2, 12, (nm, 1, 1)) * xx + rng.uniform(0, 6, (nm, 1, 1))) * np.cos(
         rng.uniform(2, 12, (nm, 1, 1)) * yy)
     return (0.5 * noise + 2 * blobs).astype(np.float32)
+
+
+def faulty_head() -> np.ndarray:
+    """(4 + 2 + 2, 10) raw head: one anchor per way an overflowing (FP16) model breaks a candidate. Class 0 scores 0.9,
+    class 1 0.1 unless said otherwise; coefficients are the anchor index.
+
+    0 good; 1 x = inf; 2 y = NaN; 3 w < 0; 4 h < 0; 5 w = 0, h = -0.0 (a zero-size box: kept); 6 class 1 scores inf;
+    7 class 0 NaN, class 1 0.9 (no best class: NaN propagates as in torch.max); 8 scores -inf and 0.1 (no candidate);
+    9 w = inf with scores below the threshold (no candidate, not counted).
+    """
+    pred = np.zeros((8, 10), np.float32)
+    pred[0:2] = 20.0
+    pred[2:4] = 10.0
+    pred[4], pred[5] = 0.9, 0.1
+    pred[6:8] = np.arange(10, dtype=np.float32)
+    pred[0, 1], pred[1, 2], pred[2, 3], pred[3, 4] = np.inf, np.nan, -1.0, -0.5
+    pred[2, 5], pred[3, 5] = 0.0, -0.0
+    pred[5, 6] = np.inf
+    pred[4, 7], pred[5, 7] = np.nan, 0.9
+    pred[4, 8] = -np.inf
+    pred[2, 9], pred[4, 9] = np.inf, 0.1
+    return pred
+
+
+def faulty_rows() -> np.ndarray:
+    """(9, 6 + 2) NMS-in-graph rows, conf 0.9 and class 1 unless said otherwise; coefficients are the row index.
+
+    0 good; 1 x1 = -inf; 2 y2 = NaN; 3 x2 < x1; 4 y2 < y1; 5 conf inf; 6 conf NaN (no candidate); 7 class NaN;
+    8 a zero-size box (kept).
+    """
+    pred = np.zeros((9, 8), np.float32)
+    pred[:, :4] = [10, 10, 30, 40]
+    pred[:, 4], pred[:, 5] = 0.9, 1
+    pred[:, 6] = pred[:, 7] = np.arange(9)
+    pred[1, 0], pred[2, 3], pred[3, 2], pred[4, 3] = -np.inf, np.nan, 5, 5
+    pred[5, 4], pred[6, 4], pred[7, 5] = np.inf, np.nan, np.nan
+    pred[8, :4] = [10, 10, 10, 10]
+    return pred

@@ -27,7 +27,7 @@ from edgeseg.kernels.isolate import cut_out  # noqa: E402
 from edgeseg.kernels.masks import masks_in_boxes  # noqa: E402
 from edgeseg.postprocess.cpu import MAX_WH  # noqa: E402
 from tests.helpers import naive  # noqa: E402
-from tests.helpers.random_inputs import random_boxes, random_prototypes  # noqa: E402
+from tests.helpers.random_inputs import faulty_head, faulty_rows, random_boxes, random_prototypes  # noqa: E402  # noqa: E402
 
 
 def test_linear_taps_are_the_naive_ones():
@@ -136,9 +136,11 @@ def test_decode_raw_is_the_cpu_decode(settings):
     pred = raw_head(rng, nc, nm, 160)
     cfg = PredictConfig(**settings)
     want = postprocess.decode_raw(pred, nc, cfg)
-    xyxy, conf, cls, coefs = decode_raw_cuda(cuda.to_device(pred), nc, cfg.conf,
-                                             postprocess.allowed_classes(nc, cfg.classes), cfg.multi_label, cfg.iou,
-                                             cfg.max_det, 0.0 if cfg.agnostic_nms else float(MAX_WH), 30000)
+    xyxy, conf, cls, coefs, dropped = decode_raw_cuda(cuda.to_device(pred), nc, cfg.conf,
+                                                      postprocess.allowed_classes(nc, cfg.classes), cfg.multi_label,
+                                                      cfg.iou, cfg.max_det, 0.0 if cfg.agnostic_nms else float(MAX_WH),
+                                                      30000)
+    assert dropped == 0
     candidates = len(postprocess.select_candidates(pred, nc, cfg.conf, postprocess.allowed_classes(nc, cfg.classes),
                                                    cfg.multi_label)[0])
     assert 0 < len(want.conf) < candidates  # NMS suppressed some and kept some
@@ -169,10 +171,13 @@ def anchors_head(xyxy, scores, nm: int = 2) -> np.ndarray:
 
 
 def decode_both(pred: np.ndarray, nc: int, cfg: PredictConfig):
-    """(CPU Detections, GPU (xyxy, conf, cls, coefs on the host)) of one raw head, the GPU's checked to be the CPU's."""
+    """(CPU Detections, GPU (xyxy, conf, cls, coefs on the host)) of one raw head, the GPU's checked to be the CPU's,
+    dropped candidates included."""
     want = postprocess.decode_raw(pred, nc, cfg)
     got = decode_raw_cuda(pred, nc, cfg.conf, postprocess.allowed_classes(nc, cfg.classes),
                           cfg.multi_label, cfg.iou, cfg.max_det, 0.0 if cfg.agnostic_nms else float(MAX_WH), 30000)
+    allowed = postprocess.allowed_classes(nc, cfg.classes)
+    assert got[4] == postprocess.select_candidates(pred, nc, cfg.conf, allowed, cfg.multi_label and nc > 1)[3]
     got = (*got[:3], got[3].copy_to_host())
     for g, w in zip(got, [want.xyxy, want.conf, want.cls, want.coefs], strict=True):
         np.testing.assert_array_equal(g, w)
@@ -222,7 +227,8 @@ def test_score_exactly_at_conf_is_not_a_candidate(multi_label):
 
 def test_decode_raw_with_nothing_above_the_threshold():
     pred = raw_head(np.random.default_rng(0), 2, 3, 40)
-    xyxy, conf, cls, coefs = decode_raw_cuda(pred, 2, 0.99, np.ones(2, bool), False, 0.7, 300, float(MAX_WH), 30000)
+    xyxy, conf, cls, coefs, _ = decode_raw_cuda(pred, 2, 0.99, np.ones(2, bool), False, 0.7, 300, float(MAX_WH),
+                                                30000)
     assert xyxy.shape == (0, 4) and conf.shape == (0,) and cls.shape == (0,) and coefs.shape == (0, 3)
 
 
@@ -233,7 +239,7 @@ def test_decode_end2end_is_the_cpu_decode(settings):
     pred[:, 4], pred[:, 5] = rng.uniform(0, 1, 40), rng.integers(0, 3, 40)
     cfg = PredictConfig(**settings)
     want = postprocess.decode_end2end(pred, cfg)
-    xyxy, conf, cls, coefs = decode_end2end_cuda(cuda.to_device(pred), cfg.conf, cfg.classes, cfg.max_det)
+    xyxy, conf, cls, coefs, _ = decode_end2end_cuda(cuda.to_device(pred), cfg.conf, cfg.classes, cfg.max_det)
     assert len(want.conf) > 0
     for got, expected in [(xyxy, want.xyxy), (conf, want.conf), (cls, want.cls), (coefs.copy_to_host(), want.coefs)]:
         np.testing.assert_array_equal(got, expected)
@@ -247,10 +253,60 @@ def test_end2end_row_with_conf_exactly_at_the_threshold_is_dropped():
     pred[:, 6] = np.arange(5)
     cfg = PredictConfig(conf=0.3)
     want = postprocess.decode_end2end(pred, cfg)
-    xyxy, conf, cls, coefs = decode_end2end_cuda(pred, cfg.conf, cfg.classes, cfg.max_det)
+    xyxy, conf, cls, coefs, _ = decode_end2end_cuda(pred, cfg.conf, cfg.classes, cfg.max_det)
     for got, expected in [(xyxy, want.xyxy), (conf, want.conf), (cls, want.cls), (coefs.copy_to_host(), want.coefs)]:
         np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(coefs.copy_to_host()[:, 0], [1, 2])  # rows 1 and 2 only
+
+
+def test_decode_raw_drops_non_finite_scores_and_boxes_as_the_cpu():
+    # the CPU test's anchors (tests/helpers/random_inputs.py faulty_head), each in its own place of the list
+    pred = faulty_head()
+    for multi_label in (False, True):
+        want, (xyxy, conf, _, coefs) = decode_both(pred, 2, PredictConfig(iou=0.99, multi_label=multi_label))
+        np.testing.assert_array_equal(coefs[:, 0], [0, 5, 7] if multi_label else [0, 5])  # 6 has 0's box: NMS
+        assert np.isfinite(xyxy).all() and np.isfinite(conf).all()
+
+
+@pytest.mark.parametrize("settings", CONFIGS)
+def test_decode_raw_with_faults_is_the_cpu_decode(settings):
+    rng = np.random.default_rng(30 + len(settings))
+    pred = raw_head(rng, 3, 4, 160)
+    for row, value in [(0, np.inf), (1, np.nan), (2, -2.0), (3, -np.inf), (4, np.inf), (5, np.nan), (6, np.inf)]:
+        pred[row, rng.choice(160, 12, replace=False)] = value
+    decode_both(pred, 3, PredictConfig(**settings))
+    assert postprocess.select_candidates(pred, 3, 0.2, np.ones(3, bool), True)[3] > 20  # faults were candidates
+
+
+@pytest.mark.parametrize("settings", [dict(), dict(classes=(1,)), dict(max_det=1), dict(classes=(0,))])
+def test_decode_end2end_drops_non_finite_and_inverted_rows_as_the_cpu(settings):
+    pred = faulty_rows()
+    cfg = PredictConfig(**settings)
+    want = postprocess.decode_end2end(pred, cfg)
+    xyxy, conf, cls, coefs, dropped = decode_end2end_cuda(cuda.to_device(pred), cfg.conf, cfg.classes, cfg.max_det)
+    for got, expected in [(xyxy, want.xyxy), (conf, want.conf), (cls, want.cls), (coefs.copy_to_host(), want.coefs)]:
+        np.testing.assert_array_equal(got, expected)
+    assert dropped == naive.end2end_rows(pred, cfg.conf, cfg.classes, cfg.max_det)[1]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the simulator's NumPy scalars; a GPU says nothing
+@pytest.mark.parametrize("shape", [(24, 32), (31, 37)])  # upsample 1 and 4
+def test_non_finite_coefficients_and_prototypes_are_background_as_on_the_cpu(shape):
+    rng = np.random.default_rng(9)
+    protos = random_prototypes(rng, (8, 8), nm=4)
+    protos[1, 2:4, :] = np.nan
+    protos[2, :, 6] = np.inf
+    boxes = np.array([[0, 0, shape[1], shape[0]]] * 4, np.float32)
+    coefs = rng.normal(0, 1, (4, 4)).astype(np.float32)
+    coefs[1, 0], coefs[2, 3], coefs[3, 2] = np.nan, np.inf, 0.0  # inf * 0 is NaN too
+    f, crop = mask_geometry((8, 8), shape)
+    bounds = box_pixels(boxes, shape)
+    flat, offsets, _ = masks_in_boxes_cuda(cuda.to_device(protos), cuda.to_device(coefs), bounds, f, crop, shape)
+    want, _ = masks_in_boxes(protos, coefs, bounds, f, crop, shape)
+    np.testing.assert_array_equal(flat.copy_to_host(), want)
+    assert not want[offsets[1] : offsets[2]].any()  # a NaN coefficient: every logit NaN, all background
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(want.reshape(4, *shape), (full_frame_logits(protos, coefs, shape) > 0))
 
 
 def random_crops(rng: np.random.Generator, shape: tuple[int, int], n: int):

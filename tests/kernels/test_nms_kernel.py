@@ -4,6 +4,8 @@ Ultralytics' non_max_suppression."""
 from __future__ import annotations
 
 import inspect
+import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from edgeseg.config import PredictConfig
 from edgeseg.kernels.nms import nms, select_candidates, xywh_to_xyxy
 from edgeseg.postprocess.cpu import MAX_NMS_CANDIDATES, MAX_WH, decode_end2end, decode_raw
 from tests.helpers import naive
+from tests.helpers.random_inputs import faulty_head, faulty_rows
 
 NC, NM, ANCHORS = 80, 32, 2100
 
@@ -79,9 +82,9 @@ def test_select_candidates_matches_numpy(multi_label, seed, conf, levels, allowe
     pred = raw_head(rng, nc=12, nm=4, anchors=400, levels=levels)
     pred[4:16] = pred[4:16] ** 0.25  # denser scores than the head default, so that every path is exercised
     allowed = rng.random(12) < allowed_fraction
-    anchors, classes, scores = select_candidates(pred, 12, conf, allowed, multi_label)
-    exp_anchors, exp_classes, exp_scores = naive.select_candidates(pred, 12, conf, allowed, multi_label)
-    assert len(anchors) > 10
+    anchors, classes, scores, dropped = select_candidates(pred, 12, conf, allowed, multi_label)
+    exp_anchors, exp_classes, exp_scores, exp_dropped = naive.select_candidates(pred, 12, conf, allowed, multi_label)
+    assert len(anchors) > 10 and dropped == exp_dropped == 0
     np.testing.assert_array_equal(anchors, exp_anchors)
     np.testing.assert_array_equal(classes, exp_classes)
     np.testing.assert_array_equal(scores, exp_scores)
@@ -92,9 +95,9 @@ def test_select_candidates_ties_keep_the_first_class():
     pred = np.zeros((4 + 6, 3), np.float32)
     pred[4 + 2, 0] = pred[4 + 5, 0] = 0.75  # anchor 0: classes 2 and 5 tie
     pred[4 + 0, 1] = pred[4 + 1, 1] = pred[4 + 4, 1] = 0.5  # anchor 1: three-way tie
-    anchors, classes, scores = select_candidates(pred, 6, 0.25, np.ones(6, bool))
+    anchors, classes, scores, _ = select_candidates(pred, 6, 0.25, np.ones(6, bool))
     assert anchors.tolist() == [0, 1] and classes.tolist() == [2, 0] and scores.tolist() == [0.75, 0.5]
-    anchors, classes, _ = select_candidates(pred, 6, 0.25, np.ones(6, bool), multi_label=True)
+    anchors, classes, _, _ = select_candidates(pred, 6, 0.25, np.ones(6, bool), multi_label=True)
     assert anchors.tolist() == [0, 0, 1, 1, 1] and classes.tolist() == [2, 5, 0, 1, 4]
 
 
@@ -103,7 +106,7 @@ def test_select_candidates_threshold_is_strict_in_float32():
     at = np.float32(conf)
     pred = np.zeros((4 + 1, 3), np.float32)
     pred[4] = [np.nextafter(at, np.float32(0)), at, np.nextafter(at, np.float32(1))]
-    anchors, _, _ = select_candidates(pred, 1, conf, np.ones(1, bool))
+    anchors, _, _, _ = select_candidates(pred, 1, conf, np.ones(1, bool))
     assert anchors.tolist() == [2]
 
 
@@ -113,7 +116,7 @@ def test_select_candidates_classes_filter_applies_to_the_best_class():
     pred[4:, 0] = [0.8, 0.9]
     allowed = np.array([True, False])
     assert len(select_candidates(pred, 2, 0.25, allowed)[0]) == 0
-    anchors, classes, scores = select_candidates(pred, 2, 0.25, allowed, multi_label=True)
+    anchors, classes, scores, _ = select_candidates(pred, 2, 0.25, allowed, multi_label=True)
     assert anchors.tolist() == [0] and classes.tolist() == [0] and scores.tolist() == [np.float32(0.8)]
 
 
@@ -124,6 +127,49 @@ def test_select_candidates_rejects_bad_shapes():
         select_candidates(np.zeros((4 + 3, 5), np.float32), 3, 0.25, np.ones(2, bool))  # allowed too short
     with pytest.raises(ValueError, match="must be"):
         select_candidates(np.zeros((4 + 3,), np.float32), 3, 0.25, np.ones(3, bool))  # 1-D
+
+
+@pytest.mark.parametrize("multi_label, anchors, classes, dropped", [
+    (False, [0, 5], [0, 0], 5),  # 1, 2, 3, 4 and 6 (its best class scores inf)
+    (True, [0, 5, 6, 7], [0, 0, 0, 1], 5),  # anchor 6's class 0 and anchor 7's class 1 are fine
+])
+def test_select_candidates_drops_non_finite_scores_and_boxes(multi_label, anchors, classes, dropped):
+    pred = faulty_head()
+    got = select_candidates(pred, 2, 0.25, np.ones(2, bool), multi_label)
+    assert got[0].tolist() == anchors and got[1].tolist() == classes and got[3] == dropped
+    assert np.isfinite(got[2]).all()
+    want = naive.select_candidates(pred, 2, 0.25, np.ones(2, bool), multi_label)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+    # a filtered-out class is no candidate, so nothing of it is dropped: with class 1 alone, only anchor 6's inf
+    assert select_candidates(pred, 2, 0.25, np.array([False, True]), multi_label)[3] == 1
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_select_candidates_with_faults_matches_numpy(multi_label):
+    rng = np.random.default_rng(21)
+    pred = raw_head(rng, nc=5, nm=3, anchors=600)
+    pred[4:9] **= 0.25
+    for row, value in [(0, np.inf), (1, -np.inf), (2, np.nan), (2, -3.0), (3, -1e-6), (3, np.inf), (4, np.inf),
+                       (6, np.nan), (8, np.inf), (5, -np.inf)]:
+        pred[row, rng.choice(600, 30, replace=False)] = value
+    got = select_candidates(pred, 5, 0.3, np.ones(5, bool), multi_label)
+    want = naive.select_candidates(pred, 5, 0.3, np.ones(5, bool), multi_label)
+    assert got[3] > 100 and len(got[0]) > 100
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_decode_raw_keeps_only_finite_boxes_and_logs_the_dropped(caplog):
+    with caplog.at_level(logging.DEBUG, logger="edgeseg.postprocess.cpu"):
+        det = decode_raw(faulty_head(), 2, PredictConfig(iou=0.99))
+    assert "dropped 5 candidates with non-finite or negative boxes" in caplog.messages
+    np.testing.assert_array_equal(det.coefs[:, 0], [0, 5])
+    assert np.isfinite(det.xyxy).all() and np.isfinite(det.conf).all()
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="edgeseg.postprocess.cpu"):
+        decode_raw(raw_head(np.random.default_rng(22)), NC, PredictConfig())
+    assert not [m for m in caplog.messages if m.startswith("dropped")]  # nothing said when nothing is dropped
 
 
 # --- xywh_to_xyxy -----------------------------------------------------------------------------------------------------
@@ -337,3 +383,23 @@ def test_decode_end2end_keeps_row_order_and_unsorted_rows():
     rows = np.flatnonzero(pred[:, 4] > np.float32(0.1))[:20]
     np.testing.assert_array_equal(det.conf, pred[rows, 4])
     assert_same_detections(det, ultralytics_nms(pred, NC, cfg, end2end=True))
+
+
+@pytest.mark.parametrize("cfg, rows, dropped", [
+    (PredictConfig(), [0, 8], 6),
+    (PredictConfig(classes=(1,)), [0, 8], 5),  # the NaN class is no class of the filter
+    (PredictConfig(max_det=1), [0], 6),  # rows after max_det are still counted
+    (PredictConfig(classes=(0,)), [], 0),
+])
+def test_decode_end2end_drops_non_finite_and_inverted_rows(caplog, cfg, rows, dropped):
+    pred = faulty_rows()
+    with caplog.at_level(logging.DEBUG, logger="edgeseg.postprocess.cpu"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # no cast warning for the NaN class
+        det = decode_end2end(pred, cfg)
+    np.testing.assert_array_equal(det.coefs[:, 0], rows)
+    assert det.cls.tolist() == [1] * len(rows) and np.isfinite(det.xyxy).all() and np.isfinite(det.conf).all()
+    want_rows, want_dropped = naive.end2end_rows(pred, cfg.conf, cfg.classes, cfg.max_det)
+    assert want_rows.tolist() == rows and want_dropped == dropped
+    said = [m for m in caplog.messages if m.startswith("dropped")]
+    assert said == ([f"dropped {dropped} candidates with non-finite or negative boxes"] if dropped else [])
+

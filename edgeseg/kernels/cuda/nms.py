@@ -9,19 +9,30 @@ sorted list as the CPU does, reading those bits. Only counts and the kept detect
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import cuda
 
-from .jit import THREADS, as_device, kernel, larger, launch, mul, smaller
+from .jit import THREADS, as_device, device_function, kernel, larger, launch, mul, smaller
 from .workspace import Workspace, fresh
 
 WORD = 64  # candidates per suppression word
 
 
+@device_function
+def _usable(pred, a, score):
+    """The CPU kernels' _usable: anchor a's box (x, y, w, h) and `score` all finite, w and h >= 0."""
+    w, h = pred[2, a], pred[3, a]
+    return (math.isfinite(score) and math.isfinite(pred[0, a]) and math.isfinite(pred[1, a]) and math.isfinite(w)
+            and math.isfinite(h) and w >= 0 and h >= 0)
+
+
 @kernel
 def _candidates(pred, num_classes, conf_thres, allowed, multi_label, count, keys, scores):
     """Appends each candidate's key (anchor * num_classes + class: its place in the CPU's order, and both numbers
-    in one) and score."""
+    in one) and score; count[0] counts them, count[1] the candidates dropped for a non-finite score or box or a
+    negative box size, as on the CPU."""
     a = cuda.grid(1)
     if a >= pred.shape[1]:
         return
@@ -29,14 +40,21 @@ def _candidates(pred, num_classes, conf_thres, allowed, multi_label, count, keys
         for c in range(num_classes):
             score = pred[4 + c, a]
             if score > conf_thres and allowed[c]:
+                if not _usable(pred, a, score):
+                    cuda.atomic.add(count, 1, 1)
+                    continue
                 slot = cuda.atomic.add(count, 0, 1)
                 keys[slot], scores[slot] = a * num_classes + c, score
         return
     best, best_class = pred[4, a], 0
     for c in range(1, num_classes):
-        if pred[4 + c, a] > best:  # strict: ties keep the first class, as torch.max does
+        # strict: ties keep the first class, as torch.max does; a NaN score wins and stays, as on the CPU
+        if best == best and (pred[4 + c, a] > best or pred[4 + c, a] != pred[4 + c, a]):
             best, best_class = pred[4 + c, a], c
     if best > conf_thres and allowed[best_class]:
+        if not _usable(pred, a, best):
+            cuda.atomic.add(count, 1, 1)
+            return
         slot = cuda.atomic.add(count, 0, 1)
         keys[slot], scores[slot] = a * num_classes + best_class, best
 
@@ -116,10 +134,9 @@ def _greedy(mask, max_det, removed, keep, count, ranked, boxes, conf, pred, num_
             coefs[p, k] = pred[4 + num_classes + k, a]
 
 
-def _kept(rows, coefs, count, capacity: int):
-    """The kept detections on the host (xyxy, conf, cls) and their coefficients on the device, from the packed
-    rows the last kernel wrote: the count, then only the rows it names, cross to the host."""
-    k = int(count.copy_to_host()[0]) if capacity else 0
+def _kept(rows, coefs, k: int):
+    """The k kept detections on the host (xyxy, conf, cls) and their coefficients on the device, from the packed
+    rows the last kernel wrote: only the rows the count (read by the caller) names cross to the host."""
     if k == 0:  # no views of empty slices of the workspace: a fresh empty array allocates nothing
         return (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
                 cuda.device_array((0, coefs.shape[1]), np.float32))
@@ -134,8 +151,9 @@ def decode_raw_cuda(pred, num_classes: int, conf_thres: float, allowed: np.ndarr
 
     allowed (nc,) bool host; class_offset: the class-aware NMS box offset (0 for agnostic NMS); max_candidates:
     the top candidates NMS looks at; workspace: where the scratch buffers come from (fresh ones if None). Returns
-    (xyxy (N, 4) float32, conf (N,) float32, cls (N,) int64) on the host and coefs (N, nm) float32 on the device
-    (a view of the workspace: valid until its next use), best score first.
+    (xyxy (N, 4) float32, conf (N,) float32, cls (N,) int64) on the host, coefs (N, nm) float32 on the device
+    (a view of the workspace: valid until its next use), best score first, and the number of candidates dropped
+    for a non-finite score or box or a negative box size (as kernels.nms.select_candidates).
     """
     ws = workspace if workspace is not None else fresh()
     pred = as_device(pred, np.float32, "pred")
@@ -148,12 +166,12 @@ def decode_raw_cuda(pred, num_classes: int, conf_thres: float, allowed: np.ndarr
     num_anchors, nm = pred.shape[1], pred.shape[0] - 4 - num_classes
     multi_label = bool(multi_label and num_classes > 1)
     capacity = num_anchors * (num_classes if multi_label else 1)
-    count = ws.upload("count", np.zeros(1, np.int64))
+    count = ws.upload("count", np.zeros(2, np.int64))  # [candidates, dropped]
     keys, scores = ws.array("keys", capacity, np.int64), ws.array("scores", capacity, np.float32)
     d_allowed = ws.table(("allowed", allowed.tobytes()), lambda: cuda.to_device(allowed.view(np.uint8)))
     launch(_candidates, num_anchors, pred, num_classes, np.float32(conf_thres), d_allowed, multi_label, count, keys,
            scores)
-    found = int(count.copy_to_host()[0])  # the one wait before NMS: its launches are sized by this count
+    found, dropped = (int(v) for v in count.copy_to_host())  # the one wait before NMS: it sizes NMS's launches
     n = min(found, max_candidates)
     ranked, conf = ws.array("ranked", n, np.int64), ws.array("conf", n, np.float32)
     areas = ws.array("areas", n, np.float32)
@@ -166,34 +184,47 @@ def decode_raw_cuda(pred, num_classes: int, conf_thres: float, allowed: np.ndarr
     capacity = min(n, max_det)
     rows, coefs = ws.array("rows", (capacity, 6), np.float32), ws.array("coefs", (capacity, nm), np.float32)
     kept = ws.array("kept", 1, np.int64)
-    if n:
-        _greedy[1, THREADS](mask, max_det, ws.array("removed", words, np.uint64), ws.array("keep", capacity, np.int64),
-                            kept, ranked, boxes, conf, pred, num_classes, rows, coefs)
-    return _kept(rows, coefs, kept, capacity)
+    if not n:
+        return (*_kept(rows, coefs, 0), dropped)
+    _greedy[1, THREADS](mask, max_det, ws.array("removed", words, np.uint64), ws.array("keep", capacity, np.int64),
+                        kept, ranked, boxes, conf, pred, num_classes, rows, coefs)
+    return (*_kept(rows, coefs, int(kept.copy_to_host()[0])), dropped)
+
+
+@device_function
+def _usable_row(pred, r):
+    """Row r's first six values (x1, y1, x2, y2, conf, class) all finite, x2 >= x1 and y2 >= y1, as on the CPU."""
+    for k in range(6):
+        if not math.isfinite(pred[r, k]):
+            return False
+    return pred[r, 2] >= pred[r, 0] and pred[r, 3] >= pred[r, 1]
 
 
 @kernel
 def _select_rows(pred, conf_thres, classes, filter_classes, max_det, rows, count, out, coefs):
-    """One block. Thread 0 picks the first max_det rows above conf_thres (and of the allowed classes), in row
-    order; then the block gathers them: out[p] = [x1, y1, x2, y2, conf, class] and coefs[p]."""
+    """One block. Thread 0 picks the first max_det usable rows above conf_thres (and of the allowed classes), in row
+    order, and counts the unusable ones among all such rows (count[1]); then the block gathers the picked ones:
+    out[p] = [x1, y1, x2, y2, conf, class] and coefs[p]."""
     t = cuda.threadIdx.x
     if t == 0:
-        kept = 0
+        kept, dropped = 0, 0
         for r in range(pred.shape[0]):
-            if kept == max_det:
-                break
             if not pred[r, 4] > conf_thres:
                 continue
             if filter_classes:
-                c, allowed = np.int64(pred[r, 5]), False
+                # a non-finite class is class -1, as on the CPU (the row is unusable and dropped below)
+                c, allowed = (np.int64(pred[r, 5]) if math.isfinite(pred[r, 5]) else np.int64(-1)), False
                 for k in range(classes.shape[0]):
                     if classes[k] == c:
                         allowed = True
                 if not allowed:
                     continue
-            rows[kept] = r
-            kept += 1
-        count[0] = kept
+            if not _usable_row(pred, r):
+                dropped += 1
+            elif kept < max_det:  # the rows after max_det are still walked: the dropped count covers every row
+                rows[kept] = r
+                kept += 1
+        count[0], count[1] = kept, dropped
     cuda.syncthreads()
     for p in range(t, count[0], cuda.blockDim.x):
         r = rows[p]
@@ -207,8 +238,9 @@ def decode_end2end_cuda(pred, conf_thres: float, classes: tuple[int, ...] | None
                         workspace: Workspace | None = None):
     """NMS-in-graph output (K, 6 + nm) float32 on the device -> kept rows, as postprocess.decode_end2end.
 
-    Returns (xyxy (N, 4) float32, conf (N,) float32, cls (N,) int64) on the host and coefs (N, nm) on the device
-    (a view of `workspace`, fresh if None).
+    Returns (xyxy (N, 4) float32, conf (N,) float32, cls (N,) int64) on the host, coefs (N, nm) on the device
+    (a view of `workspace`, fresh if None) and the number of rows dropped for a non-finite value among their first
+    six or x2 < x1 or y2 < y1.
     """
     ws = workspace if workspace is not None else fresh()
     pred = as_device(pred, np.float32, "pred")
@@ -219,8 +251,10 @@ def decode_end2end_cuda(pred, conf_thres: float, classes: tuple[int, ...] | None
     d_wanted = ws.table(("classes", wanted.tobytes()), lambda: cuda.to_device(wanted))
     rows = ws.array("rows", (capacity, 6), np.float32)
     coefs = ws.array("coefs", (capacity, pred.shape[1] - 6), np.float32)
-    count = ws.array("kept", 1, np.int64)
-    if capacity:
-        _select_rows[1, THREADS](pred, np.float32(conf_thres), d_wanted, classes is not None, max_det,
-                                 ws.array("picked", capacity, np.int64), count, rows, coefs)
-    return _kept(rows, coefs, count, capacity)
+    count = ws.array("kept", 2, np.int64)  # [kept, dropped]
+    if not capacity:  # no rows (max_det is at least 1)
+        return (*_kept(rows, coefs, 0), 0)
+    _select_rows[1, THREADS](pred, np.float32(conf_thres), d_wanted, classes is not None, max_det,
+                             ws.array("picked", capacity, np.int64), count, rows, coefs)
+    kept, dropped = (int(v) for v in count.copy_to_host())
+    return (*_kept(rows, coefs, kept), dropped)
