@@ -237,3 +237,14 @@ def test_sigterm_during_track_keeps_a_playable_video_and_no_temporary(tmp_path):
     frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     capture.release()
     assert ok and frame.shape == (240, 320, 3) and 0 < frames < 400
+
+
+def test_long_image_and_class_names_still_fit_in_file_names(run, tmp_path):
+    long = run.images / ("é" * 120 + ".jpg")  # 244 bytes: a legal name, with no room left for "_label-0.png"
+    shutil.copy(run.images / "00000.jpg", long)
+    out = tmp_path / "cutouts"
+    done = edgeseg_cli("isolate", "--model", run.model, "--source", long, "--save-dir", out)
+    assert done.returncode == 0, done.stderr
+    names = [p.name for p in out.iterdir()]
+    assert names and all(len(n.encode()) <= 255 for n in names)
+    assert all(n.startswith("é" * 30) for n in names)  # the stem shortened, not dropped
