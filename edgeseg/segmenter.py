@@ -137,15 +137,15 @@ class Segmenter:
     def __call__(self, source: Any) -> list[Results]:
         return self.predict(source)
 
-    def predict(self, source: Any) -> list[Results]:
+    def predict(self, source: Any, strict: bool = True) -> list[Results]:
         """Results for every image of `source`: path, folder, glob, array, or a list of these (or any source
-        inputs.source.open_source opens)."""
-        return list(self.stream(source))
+        inputs.source.open_source opens). An image that cannot be read is a SourceError; with strict=False it is
+        skipped with a warning instead (a FrameSource passed in keeps its own setting and counts)."""
+        return list(self.stream(source, strict))
 
-    def stream(self, source: Any) -> Iterator[Results]:
-        """Like predict, one Results at a time, batch by batch, each stage after the other. An image that cannot
-        be read is a SourceError."""
-        with self._open(source) as frames:
+    def stream(self, source: Any, strict: bool = True) -> Iterator[Results]:
+        """Like predict, one Results at a time, batch by batch, each stage after the other."""
+        with self._open(source, strict) as frames:
             for batch in self._batches(frames):
                 tensor, letterboxes, pre_ms = self._prepare(self._pre, batch)
                 t0 = time.perf_counter()
@@ -154,12 +154,12 @@ class Segmenter:
                 for _, result in self._finish(batch, letterboxes, outputs, pre_ms, infer_ms):
                     yield result
 
-    def stream_frames(self, source: Any, depth: int = 2) -> Iterator[tuple[Frame, Results]]:
+    def stream_frames(self, source: Any, depth: int = 2, strict: bool = True) -> Iterator[tuple[Frame, Results]]:
         """(frame, its Results) for every frame of `source` (a FrameSource, an iterable of Frame or NumPy images,
         or anything open_source opens), in order, with the stages overlapped (pipeline.overlapped): one thread reads
         and letterboxes the next frames, another runs the network, and the caller's thread decodes the masks and
-        does its own work with each result meanwhile. `depth`: batches waiting between stages. Closing the
-        generator early stops both threads."""
+        does its own work with each result meanwhile. `depth`: batches waiting between stages; `strict` as in
+        predict. Closing the generator early stops both threads."""
         if depth < 1:
             raise ConfigError(f"depth must be at least 1, got {depth}")
         # each batch in flight needs its own input buffer: up to `depth` queued, one in the network, one being read
@@ -178,22 +178,22 @@ class Segmenter:
                 outputs = self._gpu.keep(outputs)
             return batch, letterboxes, outputs, pre_ms, (time.perf_counter() - t0) * 1e3
 
-        with self._open(source) as frames:
+        with self._open(source, strict) as frames:
             yield from overlapped(self._batches(frames), prepare, infer, lambda item: self._finish(*item), depth)
 
-    def stream_pipelined(self, source: Any, depth: int = 2) -> Iterator[Results]:
+    def stream_pipelined(self, source: Any, depth: int = 2, strict: bool = True) -> Iterator[Results]:
         """stream_frames without the frames: Results in order, the stages overlapped."""
-        for _, result in self.stream_frames(source, depth):
+        for _, result in self.stream_frames(source, depth, strict):
             yield result
 
     @staticmethod
-    def _open(source: Any) -> AbstractContextManager[FrameSource]:
+    def _open(source: Any, strict: bool) -> AbstractContextManager[FrameSource]:
         """`source` as a FrameSource, closed at the end when opened here (a caller's own FrameSource stays the
-        caller's); images that cannot be read are a SourceError here, not a skip."""
+        caller's, with its own strictness)."""
         from .inputs.frames import FrameSource
         from .inputs.source import open_source
 
-        return nullcontext(source) if isinstance(source, FrameSource) else open_source(source, strict=True)
+        return nullcontext(source) if isinstance(source, FrameSource) else open_source(source, strict=strict)
 
     def _batches(self, frames: Iterable[Frame]) -> Iterator[list[Frame]]:
         """Frames in lists of batch_size, the last one possibly shorter."""

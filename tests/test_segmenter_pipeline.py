@@ -113,3 +113,12 @@ def test_an_unreadable_image_stops_stream(shapes_onnx, frames, tmp_path):
     assert next(results).path == str(good)
     with pytest.raises(SourceError, match="broken.jpg"):
         next(results)
+
+
+def test_strict_false_skips_an_unreadable_image(shapes_onnx, frames, tmp_path):
+    broken, good = tmp_path / "a-broken.jpg", tmp_path / "b-good.jpg"
+    broken.write_bytes(b"not an image")
+    cv2.imwrite(str(good), frames[0].image)
+    seg = Segmenter(shapes_onnx)
+    assert [r.path for r in seg.predict(tmp_path, strict=False)] == [str(good)]
+    assert [r.path for r in seg.stream_pipelined(tmp_path, strict=False)] == [str(good)]
