@@ -228,7 +228,7 @@ def read_yaml(path: str | Path, what: str = "config") -> dict[str, Any]:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
         raise ConfigError(f"cannot read {what} file {path}: {reason}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{what} file {path} must hold a mapping of settings, got {type(data).__name__}")
+        raise ConfigError(f"{what} file {path} must be a mapping of settings, got {type(data).__name__}")
     return data
 
 
