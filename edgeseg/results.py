@@ -123,9 +123,11 @@ class Masks:
         out[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
         return out
 
-    def contours(self, strategy: str = "largest") -> list[np.ndarray]:
+    def contours(self, strategy: str = "all") -> list[np.ndarray]:
         """Each object's outline, (K, 2) float32 source pixels, traced on its crop: see contours.object_polygon.
-        ConfigError for a strategy other than "largest" and "all", even with no objects."""
+        "all" (Ultralytics' masks2segments default): every outer contour joined into one polygon; "largest": the
+        outer contour enclosing the largest area (Ultralytics' own "largest" counts points, not area). ConfigError
+        for another strategy, even with no objects."""
         from .outputs.contours import check_strategy, object_polygon
 
         check_strategy(strategy)
@@ -133,9 +135,10 @@ class Masks:
 
     @property
     def xy(self) -> list[np.ndarray]:
-        """Outlines (K, 2) float32 in source pixels, the largest outer contour of each object; (0, 2) if empty."""
+        """Outlines (K, 2) float32 in source pixels, (0, 2) if empty: every outer contour of each object joined, point
+        for point what Ultralytics' masks.xy gives (contours("largest") for the largest one alone)."""
         if self._xy is None:
-            object.__setattr__(self, "_xy", self.contours("largest"))
+            object.__setattr__(self, "_xy", self.contours("all"))
         return self._xy  # type: ignore[return-value]
 
     @property

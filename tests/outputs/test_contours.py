@@ -114,8 +114,8 @@ def fill(polygon: np.ndarray, shape) -> np.ndarray:
 
 @pytest.mark.parametrize("size", [None, (1280, 720)])
 def test_masks_xy_match_ultralytics(shapes_onnx, val_images, size):
-    """Same model, same images: our default (largest) outlines cover Ultralytics' (all contours joined), and
-    the 'all' strategy gives Ultralytics' polygons point for point wherever the masks agree."""
+    """Same model, same images: masks.xy (all contours joined, Ultralytics' default) gives Ultralytics' polygons
+    point for point wherever the masks agree, and the largest-area outline alone covers them."""
     ultralytics = pytest.importorskip("ultralytics")
     yolo, seg = ultralytics.YOLO(str(shapes_onnx), task="segment"), Segmenter(shapes_onnx)
     ious, vertex_ratios, identical, compared = [], [], 0, 0
@@ -127,9 +127,10 @@ def test_masks_xy_match_ultralytics(shapes_onnx, val_images, size):
         assert len(ref) == len(ours)
         order = [int(np.argmin(np.abs(ours.boxes.xyxy - b).sum(1))) for b in ref.boxes.xyxy.numpy()]
         ref_masks = ref.masks.data.numpy().astype(np.uint8)
-        everything = ours.masks.contours("all")
+        everything = ours.masks.xy
+        largest = ours.masks.contours("largest")
         for k, j in enumerate(order):
-            want, got = ref.masks.xy[k], ours.masks.xy[j]
+            want, got = ref.masks.xy[k], largest[j]
             ious.append(mask_iou(fill(want, ours.orig_shape), fill(got, ours.orig_shape)))
             vertex_ratios.append((len(got) + 1) / (len(want) + 1))
             if np.array_equal(ref_masks[k], ours.masks.dense(j)):
