@@ -232,6 +232,39 @@ def read_yaml(path: str | Path, what: str = "config") -> dict[str, Any]:
     return data
 
 
-def load_config(path: str | Path) -> PredictConfig:
-    """Reads a YAML settings file (see configs/default.yaml); unknown keys are an error."""
+# the settings files shipped inside the package (package data), found by bare name from any folder
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def shipped_configs() -> list[str]:
+    """The names of the settings files shipped in edgeseg/configs, sorted."""
+    return sorted(p.name for p in SHIPPED_CONFIGS.glob("*.yaml"))
+
+
+def find_settings_file(path: str | os.PathLike, what: str = "config") -> Path:
+    """The settings file `path` names: the path itself when it exists; else, for a bare file name such as
+    "bytetrack.yaml", the file of that name shipped in edgeseg/configs, as Ultralytics finds its own files from any
+    folder. A bare name found in neither place is a ConfigError that lists the shipped files; a missing path with a
+    folder in it is left to read_yaml, whose error names it."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path).strip():
+        raise ConfigError(f"{what} file must be a path or the name of a shipped file, got {path!r}")
+    given = Path(path)
+    try:
+        if given.exists():
+            return given
+    except OSError as e:  # e.g. a parent folder this user may not enter
+        raise ConfigError(f"cannot reach {what} file {given}: {e.strerror or e}") from None
+    if given.name != os.fspath(path):  # a path with a folder: the user meant that file, not a shipped one
+        return given
+    shipped = SHIPPED_CONFIGS / given.name
+    if shipped.is_file():
+        return shipped
+    raise ConfigError(f"{what} file not found: {given.name} is neither a file here nor one shipped with edgeseg "
+                      f"({', '.join(shipped_configs())}); give a path to a YAML file")
+
+
+def load_config(path: str | os.PathLike) -> PredictConfig:
+    """Reads a YAML settings file: a path, or the bare name of a file shipped in edgeseg/configs ("default.yaml").
+    Unknown keys are an error."""
+    path = find_settings_file(path, "config")
     return settings_from_mapping(PredictConfig, read_yaml(path), str(path))

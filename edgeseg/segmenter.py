@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import PredictConfig, ProviderOptions
-from .errors import ConfigError
+from .errors import ConfigError, OutputError
 from .inputs.letterbox import Letterbox
 from .inputs.preprocess import Preprocessor
 from .kernels.jit import require_kernels
@@ -26,8 +27,12 @@ from .results import Results
 
 if TYPE_CHECKING:
     from .inputs.frames import Frame, FrameSource
+    from .tracking import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
+
+# where save=True writes when no save_dir is given, by call, as Ultralytics' runs/<task>/predict (then predict2, ...)
+DEFAULT_SAVE_DIRS = {"predict": Path("runs/predict"), "track": Path("runs/track")}
 
 
 class Segmenter:
@@ -36,6 +41,9 @@ class Segmenter:
     >>> seg = Segmenter("yolo11n-seg.onnx", conf=0.25)
     >>> for r in seg("images/"):
     ...     print(r.path, r.boxes.xyxy, r.masks.data.shape)
+    >>> results = seg.predict("bus.jpg", conf=0.5, classes=[0], save=True)     # this call only; runs/predict
+    >>> for frame in frames:
+    ...     r = seg.track(frame, persist=True)[0]                             # r.boxes.id: one id per object
 
     device="cuda" runs the post-processing on the GPU (edgeseg.postprocess.cuda) with the same results; with
     providers "auto" the network then runs on TensorRT or CUDA when onnxruntime offers them, its outputs read in
@@ -81,6 +89,10 @@ class Segmenter:
         # frames without a file (arrays, cameras, pushed frames) are named image0.jpg, image1.jpg, ... as Ultralytics
         # names arrays, counted over the Segmenter's life so that two never share a name (and an output file)
         self._unnamed_count = itertools.count()
+        # track(persist=True) keeps one tracker across calls, as Ultralytics' predictor does; what it was made from
+        self._tracker: Tracker | None = None
+        self._tracker_from: str | TrackerConfig | None = None
+        self._save_dirs: dict[str, Path] = {}  # the default folder of each kind of call, chosen on its first save
         try:
             self.spec = ModelSpec.inspect(self.backend, cfg, self.model_path.name)
             self._pre = self._preprocessor()
@@ -134,25 +146,150 @@ class Segmenter:
     def providers(self) -> tuple[str, ...]:
         return self.backend.providers
 
-    def __call__(self, source: Any) -> list[Results]:
-        return self.predict(source)
+    def __call__(self, source: Any, *, conf: float | None = None, iou: float | None = None,
+                 classes: int | Iterable[int] | None = None, max_det: int | None = None,
+                 agnostic_nms: bool | None = None, stream: bool = False, save: bool = False,
+                 save_dir: str | os.PathLike | None = None, strict: bool = True) -> list[Results] | Iterator[Results]:
+        """seg(source, ...) is seg.predict(source, ...)."""
+        return self.predict(source, conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms,
+                            stream=stream, save=save, save_dir=save_dir, strict=strict)
 
-    def predict(self, source: Any, strict: bool = True) -> list[Results]:
-        """Results for every image of `source`: path, folder, glob, array, or a list of these (or any source
-        inputs.source.open_source opens). An image that cannot be read is a SourceError; with strict=False it is
-        skipped with a warning instead (a FrameSource passed in keeps its own setting and counts)."""
-        return list(self.stream(source, strict))
+    def predict(self, source: Any, *, conf: float | None = None, iou: float | None = None,
+                classes: int | Iterable[int] | None = None, max_det: int | None = None,
+                agnostic_nms: bool | None = None, stream: bool = False, save: bool = False,
+                save_dir: str | os.PathLike | None = None, strict: bool = True) -> list[Results] | Iterator[Results]:
+        """Results for every image of `source`: path, folder, glob, array, video, or a list of these (or any source
+        inputs.source.open_source opens), in order.
+
+        conf, iou, classes, max_det, agnostic_nms: this call's settings (None: the Segmenter's own); seg.config is not
+        changed (call_config says what the call runs with). stream=True returns a generator that runs as it is read,
+        as Ultralytics' stream=True does, instead of a list. save=True writes each annotated image (outputs.annotate
+        .plot) to `save_dir`, by default a new runs/predict (runs/predict2, ... when taken) chosen on the first
+        such call and kept for the Segmenter's life; an image keeps its file name, a video frame is {video}_{frame
+        index}.jpg. Before anything runs, an output that would replace an input is an OutputError.
+
+        An image that cannot be read is a SourceError; with strict=False it is skipped with a warning instead (a
+        FrameSource passed in keeps its own setting and counts). Raises ConfigError for a bad setting (and, for
+        now, for per-call settings with device="cuda", whose post-processing holds its own)."""
+        _check_flags(stream=stream, save=save, strict=strict)
+        cfg = self.call_config(conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms)
+        folder = self._save_folder(source, save_dir, "predict") if save else None
+        pairs = self._run(source, strict, cfg)
+        return self._deliver(pairs if folder is None else self._saved(pairs, folder), stream)
+
+    def track(self, source: Any, *, persist: bool = False,
+              tracker: str | os.PathLike | TrackerConfig = "bytetrack.yaml", conf: float | None = None,
+              iou: float | None = None, classes: int | Iterable[int] | None = None, max_det: int | None = None,
+              agnostic_nms: bool | None = None, stream: bool = False, save: bool = False,
+              save_dir: str | os.PathLike | None = None, strict: bool = True) -> list[Results] | Iterator[Results]:
+        """predict, with a track id for each object (boxes.id, (N,) int64): the frames of `source` (a video's in
+        order, or one image) go through a ByteTrack Tracker, which keeps only the objects that belong to a track.
+
+        As in Ultralytics, `seg.track(frame, persist=True)` frame after frame follows objects across calls: with
+        persist=True the Segmenter keeps its tracker (made on first use); persist=False starts a fresh one for this
+        call (ids from 1), which later persist=True calls continue. `tracker`: a YAML tracker file, the bare name of
+        one shipped with edgeseg ("bytetrack.yaml"), or a TrackerConfig. save=True writes to runs/track by default.
+        The other arguments are predict's."""
+        _check_flags(persist=persist, stream=stream, save=save, strict=strict)
+        cfg = self.call_config(conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms)
+        folder = self._save_folder(source, save_dir, "track") if save else None
+        follow = self._tracker_for(tracker, persist)
+        pairs = ((frame, follow.update(r)) for frame, r in self._run(source, strict, cfg))
+        return self._deliver(pairs if folder is None else self._saved(pairs, folder), stream)
+
+    def call_config(self, *, conf: float | None = None, iou: float | None = None,
+                    classes: int | Iterable[int] | None = None, max_det: int | None = None,
+                    agnostic_nms: bool | None = None) -> PredictConfig:
+        """seg.config with one call's settings (None: as configured), a new PredictConfig validated as the
+        Segmenter's own; a class the model does not have is a ConfigError. On the GPU path (device="cuda") any
+        change is a ConfigError for now: its post-processing was built with the Segmenter's settings."""
+        if classes is not None and not isinstance(classes, (int, str)):
+            classes = tuple(classes)
+        cfg = self.config.replace(conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms)
+        if cfg == self.config:
+            return self.config
+        unknown = [c for c in cfg.classes or () if c >= self.num_classes]
+        if unknown and self.num_classes:  # a class the model does not have would silently find nothing
+            raise ConfigError(f"classes {unknown} are not classes of {self.model_path.name}: it has "
+                              f"{self.num_classes} (0 to {self.num_classes - 1})")
+        if self._gpu is not None:
+            raise ConfigError("per-call conf, iou, classes, max_det and agnostic_nms run on the CPU path only for now; "
+                              "with device='cuda' give them to the Segmenter (Segmenter(model, conf=..., "
+                              "device='cuda'))")
+        return cfg
+
+    def _tracker_for(self, tracker: str | os.PathLike | TrackerConfig, persist: bool) -> Tracker:
+        """The tracker of a track call: the kept one (persist=True), else a new one from `tracker`, kept for later
+        persist=True calls."""
+        from .tracking import Tracker, TrackerConfig, load_tracker_config
+
+        if not isinstance(tracker, (str, os.PathLike, TrackerConfig)):
+            raise ConfigError(f"tracker must be a tracker file (e.g. 'bytetrack.yaml') or a TrackerConfig, got "
+                              f"{type(tracker).__name__}")
+        given = tracker if isinstance(tracker, TrackerConfig) else os.fspath(tracker)
+        if persist and self._tracker is not None:
+            if given != self._tracker_from:  # switching silently would mix two trackers' ids in one video
+                raise ConfigError(f"the kept tracker was made from {self._tracker_from!r}, not {given!r}: call "
+                                  "track(..., persist=False) once to start a fresh one from it")
+            return self._tracker
+        config = tracker if isinstance(tracker, TrackerConfig) else load_tracker_config(tracker)
+        self._tracker, self._tracker_from = Tracker(config), given
+        return self._tracker
+
+    @staticmethod
+    def _deliver(pairs: Iterator[tuple[Frame, Results]], stream: bool) -> list[Results] | Iterator[Results]:
+        results = (result for _, result in pairs)
+        return results if stream else list(results)
+
+    def _save_folder(self, source: Any, save_dir: str | os.PathLike | None, kind: str) -> Path:
+        """Before anything runs: the folder save=True writes `source`'s annotated images to, checked so that no
+        output replaces an input (an image of `source`, the model) or another output of this call."""
+        from .outputs.files import annotated_name, check_not_inputs, check_output_folder
+
+        if self.config.device_results:
+            raise ConfigError("save=True draws masks in host memory, and device_results=True leaves them on the GPU: "
+                              "save results yourself after results.to_host()")
+        if save_dir is not None and not isinstance(save_dir, (str, os.PathLike)):
+            raise ConfigError(f"save_dir must be a folder path, got {type(save_dir).__name__}")
+        images = _image_files(source)
+        folder = Path(save_dir) if save_dir is not None else self._save_dirs.get(kind)
+        if folder is None:
+            folder = self._save_dirs[kind] = _new_numbered_folder(DEFAULT_SAVE_DIRS[kind]).resolve()
+            log.info("annotated images go to %s", folder)
+        check_output_folder(folder, images, annotated_name, replaces_input=True)
+        check_not_inputs({f"save_dir {folder} (file {annotated_name(Path(i))})": folder / annotated_name(Path(i))
+                          for i in images}, [*images, self.model_path])
+        return folder
+
+    @staticmethod
+    def _saved(pairs: Iterator[tuple[Frame, Results]], folder: Path) -> Iterator[tuple[Frame, Results]]:
+        """`pairs`, each result's annotated image written to `folder` as it passes."""
+        from .inputs.images import IMAGE_SUFFIXES
+        from .outputs.annotate import plot
+        from .outputs.files import annotated_name, write_image
+
+        for frame, result in pairs:
+            if frame.path is None or Path(frame.path).suffix.lower() in IMAGE_SUFFIXES:
+                name = annotated_name(Path(result.path))  # an image file's own name, or image0.jpg, ... for arrays
+            else:  # every frame of a video or stream has its path: numbered by the frame's index in it
+                name = f"{Path(frame.path.split('?')[0]).stem or 'stream'}_{frame.index}.jpg"
+            write_image(folder / name, plot(result))
+            yield frame, result
 
     def stream(self, source: Any, strict: bool = True) -> Iterator[Results]:
         """Like predict, one Results at a time, batch by batch, each stage after the other."""
+        for _, result in self._run(source, strict, self.config):
+            yield result
+
+    def _run(self, source: Any, strict: bool, cfg: PredictConfig) -> Iterator[tuple[Frame, Results]]:
+        """(frame, its Results) for every frame of `source`, post-processed with `cfg`, batch by batch."""
         with self._open(source, strict) as frames:
             for batch in self._batches(frames):
                 tensor, letterboxes, pre_ms = self._prepare(self._pre, batch)
                 t0 = time.perf_counter()
                 outputs = self.infer(tensor)
                 infer_ms = (time.perf_counter() - t0) * 1e3
-                for _, result in self._finish(batch, letterboxes, outputs, pre_ms, infer_ms):
-                    yield result
+                yield from self._finish(batch, letterboxes, outputs, pre_ms, infer_ms, cfg)
 
     def stream_frames(self, source: Any, depth: int = 2, strict: bool = True) -> Iterator[tuple[Frame, Results]]:
         """(frame, its Results) for every frame of `source` (a FrameSource, an iterable of Frame or NumPy images,
@@ -179,7 +316,8 @@ class Segmenter:
             return batch, letterboxes, outputs, pre_ms, (time.perf_counter() - t0) * 1e3
 
         with self._open(source, strict) as frames:
-            yield from overlapped(self._batches(frames), prepare, infer, lambda item: self._finish(*item), depth)
+            yield from overlapped(self._batches(frames), prepare, infer,
+                                  lambda item: self._finish(*item, self.config), depth)
 
     def stream_pipelined(self, source: Any, depth: int = 2, strict: bool = True) -> Iterator[Results]:
         """stream_frames without the frames: Results in order, the stages overlapped."""
@@ -226,17 +364,18 @@ class Segmenter:
         paths = paths if paths is not None else [None] * len(images)
         frames = [Frame(image, k, path or f"array {k}", path=path)
                   for k, (image, path) in enumerate(zip(images, paths, strict=True))]
-        return [r for _, r in self._finish(frames, letterboxes, outputs, 0.0, 0.0)]
+        return [r for _, r in self._finish(frames, letterboxes, outputs, 0.0, 0.0, self.config)]
 
     def _finish(self, batch: list[Frame], letterboxes: list[Letterbox], outputs: list[Any], pre_ms: float,
-                infer_ms: float) -> list[tuple[Frame, Results]]:
-        """Network outputs of one batch -> (frame, Results) per frame, with ms per stage per image in `speed`."""
+                infer_ms: float, cfg: PredictConfig) -> list[tuple[Frame, Results]]:
+        """Network outputs of one batch -> (frame, Results) per frame, post-processed with `cfg`, with ms per stage
+        per image in `speed`."""
         t0 = time.perf_counter()
         det, protos = self.spec.split(outputs)
         if self._gpu is not None:
             det, protos = self._gpu.to_device(det), self._gpu.to_device(protos)
         results = [Results(frame.image, frame.path or self._unnamed(), self.names,
-                           *self._postprocess(det[k], protos[k], lb))
+                           *self._postprocess(det[k], protos[k], lb, cfg))
                    for k, (frame, lb) in enumerate(zip(batch, letterboxes, strict=True))]
         n = len(batch)
         speed = {"preprocess": pre_ms / n, "inference": infer_ms / n,
@@ -248,12 +387,13 @@ class Segmenter:
     def _unnamed(self) -> str:
         return f"image{next(self._unnamed_count)}.jpg"
 
-    def _postprocess(self, det: Any, protos: Any, letterbox: Letterbox) -> tuple:
-        """One image's network outputs -> (Boxes, Masks): on the GPU path (device arrays), or with the CPU kernels."""
+    def _postprocess(self, det: Any, protos: Any, letterbox: Letterbox, cfg: PredictConfig) -> tuple:
+        """One image's network outputs -> (Boxes, Masks): on the GPU path (device arrays, with the settings it was
+        built with: call_config lets no other reach it), or with the CPU kernels and `cfg`."""
         if self._gpu is not None:
             return self._gpu(det, protos, letterbox)
         pred = det.astype(np.float32, copy=False)
-        found = decode_end2end(pred, self.config) if self.end2end else decode_raw(pred, self.num_classes, self.config)
+        found = decode_end2end(pred, cfg) if self.end2end else decode_raw(pred, self.num_classes, cfg)
         return to_source(found, protos.astype(np.float32, copy=False), letterbox)
 
     def warmup(self) -> None:
@@ -275,7 +415,7 @@ class Segmenter:
             pred[4 : 4 + self.num_classes, 0] = 1.0
         if self._gpu is not None:
             pred, protos = self._gpu.to_device(pred), self._gpu.to_device(protos)
-        self._postprocess(pred, protos, letterbox)
+        self._postprocess(pred, protos, letterbox, self.config)
 
     def close(self) -> None:
         self.backend.close()
@@ -291,3 +431,45 @@ class Segmenter:
         post = ", post-processing on cuda" if self._gpu is not None else ""
         return (f"Segmenter({self.model_path.name}, {self.num_classes} classes, {kind} head, "
                 f"input {self.imgsz[0]}x{self.imgsz[1]}, {self.providers[0]}{post})")
+
+
+def _image_files(source: Any) -> list[str]:
+    """The image files `source` names, listed without reading them (save=True checks its outputs against them):
+    none for arrays, videos, cameras, streams and iterators, whose outputs are named by index."""
+    from .inputs.frames import Frame, FrameSource, ImageSource
+    from .inputs.images import IMAGE_SUFFIXES, expand_source
+    from .inputs.source import is_video_source
+
+    if isinstance(source, ImageSource):
+        items: list[Any] = source.items
+    elif isinstance(source, FrameSource) or is_video_source(source):
+        items = []
+    elif isinstance(source, (list, tuple)) and source and all(isinstance(item, Frame) for item in source):
+        items = [item.path for item in source if item.path is not None]
+    elif isinstance(source, (str, os.PathLike, np.ndarray, list, tuple)):
+        items = expand_source(source)  # a missing file is the SourceError the run would raise, only sooner
+    else:
+        items = []  # an iterator: listing it would use it up
+    return [os.fspath(i) for i in items
+            if isinstance(i, (str, os.PathLike)) and Path(i).suffix.lower() in IMAGE_SUFFIXES]
+
+
+def _check_flags(**flags: Any) -> None:
+    """ConfigError for a yes/no argument given anything but a bool: "no" or 0 would pass silently as a truth value."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be True or False, got {value!r}")
+
+
+def _new_numbered_folder(base: Path) -> Path:
+    """base, or base2, base3, ...: the first that does not exist yet, created (as Ultralytics numbers its runs)."""
+    n = 1
+    while True:
+        folder = base if n == 1 else base.with_name(f"{base.name}{n}")
+        try:
+            folder.mkdir(parents=True)  # creating it claims the name, even against another process alongside
+            return folder
+        except FileExistsError:
+            n += 1
+        except OSError as e:
+            raise OutputError(f"cannot create the output folder {folder}: {e.strerror or e}") from None

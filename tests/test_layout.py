@@ -11,7 +11,8 @@ from pathlib import Path
 import edgeseg
 
 PACKAGE = Path(edgeseg.__file__).parent
-ROOMS = {"inputs", "model", "postprocess", "outputs", "tracking", "kernels", "app", "assets"}
+ROOMS = {"inputs", "model", "postprocess", "outputs", "tracking", "kernels", "app", "assets", "configs"}
+DATA_ROOMS = {"assets", "configs"}  # package data, not code: they need no __init__.py
 TOP_MODULES = {"__init__", "__main__", "errors", "config", "results", "pipeline", "segmenter"}
 
 
@@ -99,7 +100,7 @@ def test_the_package_is_laid_out_by_stage():
     modules = {p.stem for p in PACKAGE.glob("*.py")}
     assert rooms == ROOMS, "edgeseg/ holds one folder per pipeline stage (see README, Layout)"
     assert modules == TOP_MODULES, "new code goes into a room, not beside segmenter.py"
-    for room in ROOMS - {"assets"}:
+    for room in ROOMS - DATA_ROOMS:
         assert (PACKAGE / room / "__init__.py").exists()
     assert (PACKAGE / "py.typed").exists()
 

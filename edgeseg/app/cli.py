@@ -18,7 +18,10 @@ from ..errors import ConfigError, EdgesegError
 if TYPE_CHECKING:
     from ..inputs.frames import ImageSource
     from ..results import Results
+    from ..segmenter import Segmenter
 
+
+log = logging.getLogger(__name__)
 
 GPU_DEVICES = ("cuda", "gpu", "tensorrt", "trt")  # --device names that put the post-processing on the GPU
 
@@ -46,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.add_argument("--save-dir", type=Path, help="write annotated images here")
     p.add_argument("--save-json", type=Path, help="write COCO results for all images to this file")
+    p.add_argument("--coco-ids", type=Path, metavar="ANNOTATIONS",
+                   help="take --save-json's image ids from this COCO ground-truth file, matched by file name")
     _add_output_options(p)
     _add_strict_option(p)
 
@@ -71,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("track", help="track objects through a video, camera or stream",
                             description="Segment and track every frame of a video file, camera (0) or stream URL, "
                                         "with stable ids (ByteTrack); write an annotated video and per-track cut-outs.")
-    _add_model_options(p)
+    _add_model_options(p, source="a video file, a camera index (0) or a stream URL (rtsp://, http://, ...)")
     p.add_argument("--save", type=Path, help="write the annotated video here (.mp4 or .avi)")
     p.add_argument("--tracker", type=Path, help="tracker settings (YAML, see configs/bytetrack.yaml)")
     p.add_argument("--color-by", choices=("class", "track"), default="track", help="colour objects by track (default)")
@@ -145,9 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
+def _add_model_options(p: argparse.ArgumentParser, source: str = "image files, folders or glob patterns") -> None:
     p.add_argument("--model", required=True, help="model file: .onnx, or a TensorRT .engine / .plan")
-    p.add_argument("--source", required=True, nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--source", required=True, nargs="+", help=source)
     p.add_argument("--config", help="YAML settings file (e.g. configs/default.yaml); flags override it")
     p.add_argument("--conf", type=float, help="confidence threshold (0.25)")
     p.add_argument("--iou", type=float, help="NMS IoU threshold (0.7)")
@@ -215,7 +220,8 @@ def _open_images(args: argparse.Namespace) -> ImageSource:
 
 def _config_files(args: argparse.Namespace) -> list[str]:
     """The settings files of the run: inputs too, which no output may replace."""
-    return [f for f in (args.model, args.config, getattr(args, "tracker", None)) if f is not None]
+    files = (args.model, args.config, getattr(args, "tracker", None), getattr(args, "coco_ids", None))
+    return [f for f in files if f is not None]
 
 
 def _segment_each(args: argparse.Namespace, images: ImageSource,
@@ -232,6 +238,7 @@ def _segment_each(args: argparse.Namespace, images: ImageSource,
     total = images.frame_count or 0
     with Segmenter.from_config(args.model, cfg) as seg, \
             Progress(total, args.command, enabled=not args.quiet and total > 1) as bar:
+        _warn_fixed_batch(args, seg)
         for k, r in enumerate(seg.stream(images)):
             objects += len(r)
             done += 1
@@ -239,9 +246,15 @@ def _segment_each(args: argparse.Namespace, images: ImageSource,
                 totals[stage] += r.speed[stage]
             handle(k, Path(r.path).name, r)
             if args.verbose:
-                print(f"{k + 1}/{total} {r!r} {sum(r.speed.values()):.1f} ms", file=sys.stderr)
+                bar.write(f"{k + 1}/{total} {r!r} {sum(r.speed.values()):.1f} ms")
             bar.update()
     return done, objects, totals, seg.providers[0]
+
+
+def _warn_fixed_batch(args: argparse.Namespace, seg: Segmenter) -> None:
+    if args.batch and seg.fixed_batch and args.batch != seg.fixed_batch:
+        log.warning("--batch %d: %s takes batches of exactly %d images (exported without dynamic=True), so it runs %d "
+                    "at a time", args.batch, seg.model_path.name, seg.fixed_batch, seg.fixed_batch)
 
 
 def _report_skipped(images: ImageSource) -> None:
@@ -261,6 +274,7 @@ def _summary(images: int, objects: int, totals: dict, provider: str) -> str:
 def run_predict(args: argparse.Namespace) -> int:
     from ..inputs.source import is_video_source
     from ..outputs.annotate import plot
+    from ..outputs.coco import image_ids
     from ..outputs.files import annotated_name, check_not_inputs, check_output_folder, write_image, write_json
 
     if len(args.source) == 1 and is_video_source(args.source[0]):
@@ -275,13 +289,14 @@ def run_predict(args: argparse.Namespace) -> int:
         if args.save_dir:
             write_image(args.save_dir / annotated_name(Path(name)), plot(r))
         if args.save_json:
-            records = r.to_coco(image_id=k if r.path is None else None)
-            for rec in records:
-                rec["file_name"] = name
-            coco.extend(records)
+            coco.extend(r.to_coco(image_id=ids[r.path]))
 
     images = _open_images(args)
     items = images.items
+    if args.coco_ids and not args.save_json:
+        raise ConfigError("--coco-ids names the ids of --save-json's records: give --save-json too")
+    # COCO wants integer image ids: decided for the whole run before it starts (see outputs.coco.image_ids)
+    ids = image_ids(items, args.coco_ids) if args.save_json else {}
     # before the model loads: no output may land on an input of this run
     if args.save_dir:
         check_output_folder(args.save_dir, items, annotated_name, replaces_input=True)
@@ -355,6 +370,7 @@ def _run_video(args: argparse.Namespace, source: str, save: Path | None, tracked
     # the stages share the cores: ONNX Runtime's threads must not spin while the others work
     cfg = cfg.replace(provider_options=cfg.provider_options.replace(cpu_spinning=False))
     with Segmenter.from_config(args.model, cfg) as seg:
+        _warn_fixed_batch(args, seg)
         report = process_video(seg, source, tracker=tracker, annotator=annotator, save=save,
                                isolate_dir=isolate_dir, progress=not args.quiet)
     if not args.quiet:
@@ -396,7 +412,9 @@ def run_benchmark_cmd(args: argparse.Namespace) -> int:
                            progress=not args.quiet, startup=args.startup, devices=_split([args.devices]))
     print(format_table(report))
     if args.out:
-        print(f"report and plots in {args.out}")
+        plots = report.get("plots") or []
+        print(f"report in {args.out / 'benchmark.json'}" + (f", {len(plots)} plots beside it" if plots else
+                                                            " (no plots: pip install 'edgeseg[plots]')"))
     return 0
 
 

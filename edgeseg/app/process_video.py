@@ -120,7 +120,9 @@ def process_video(segmenter: Segmenter, source: Any, *, tracker: Tracker | None 
     try:
         with ExitStack() as stack:
             frames = stack.enter_context(open_source(source, **source_options))
-            bar = stack.enter_context(Progress(0, "frames", enabled=progress))
+            # a file announces its frame count (a bar with a total); a camera or stream runs open-ended
+            total = frames.frame_count if not frames.live else None
+            bar = stack.enter_context(Progress(total or 0, "frames", enabled=progress, unit="fps"))
             start = time.perf_counter()
             for frame, result in segmenter.stream_frames(frames):
                 if tracker is not None:
@@ -139,8 +141,7 @@ def process_video(segmenter: Segmenter, source: Any, *, tracker: Tracker | None 
                 if on_result is not None:
                     on_result(frame, result)
                 count += 1
-                elapsed = time.perf_counter() - start
-                bar.update(note=f"{count / elapsed:5.1f} fps, {frames.frames_dropped} dropped")
+                bar.update(note=f"{frames.frames_dropped} dropped" if frames.live else "")
             seconds = time.perf_counter() - start
     except BaseException:
         # the stack has finished and checked the video by now; closing again only tells whether it was kept

@@ -10,14 +10,19 @@ Line widths and text sizes left as None scale with the frame, so a drawing looks
 
 from __future__ import annotations
 
+import os
+import sys
 from numbers import Real
+from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 from ..kernels.blend import blend_masks
 from ..results import Results
+from .files import write_image
 
 # one fixed palette (BGR)
 PALETTE = np.array([
@@ -188,23 +193,25 @@ class BoxAnnotator(_LineAnnotator):
 
 
 class LabelAnnotator(Annotator):
-    """Writes "name 0.87 #12" (class name, confidence, track ID when there is one) on a box of the object's
-    colour at the top-left corner of its box: above the box where there is room, else just inside it, and
-    shifted so the whole label stays in the frame. text_scale None scales the text with the frame (text_style);
-    the text is black or white, whichever reads better on the colour."""
+    """Writes "name 0.87 #12" (class name, confidence, track ID when there is one; each part can be left out) on a
+    box of the object's colour at the top-left corner of its box: above the box where there is room, else just inside
+    it, and shifted so the whole label stays in the frame. text_scale None scales the text with the frame
+    (text_style); the text is black or white, whichever reads better on the colour. Labels are drawn in ascending
+    confidence, so where two overlap the more confident one is on top."""
 
     def __init__(self, text_scale: float | None = None, show_conf: bool = True, show_id: bool = True,
-                 color_by: str = "class", palette: Palette | None = None) -> None:
+                 color_by: str = "class", palette: Palette | None = None, show_name: bool = True) -> None:
         super().__init__(color_by, palette)
         _check_positive("text_scale", text_scale)
         self.text_scale = None if text_scale is None else float(text_scale)
         self.show_conf = bool(show_conf)
         self.show_id = bool(show_id)
+        self.show_name = bool(show_name)
 
     def text(self, results: Results, i: int) -> str:
-        """The label of object i."""
+        """The label of object i ("" when every part is left out: nothing is drawn)."""
         cls = int(results.boxes.cls[i])
-        parts = [str(results.names.get(cls, cls))]
+        parts = [str(results.names.get(cls, cls))] if self.show_name else []
         if self.show_conf:
             parts.append(f"{results.boxes.conf[i]:.2f}")
         if self.show_id and results.boxes.id is not None:
@@ -218,9 +225,14 @@ class LabelAnnotator(Annotator):
         else:
             scale, stroke = self.text_scale, max(1, round(2 * self.text_scale))
         pad = max(1, round(3 * scale))
-        for i, (box, color) in enumerate(zip(np.round(results.boxes.xyxy).astype(np.int64), self.colors(results),
-                                             strict=True)):
+        boxes, colors = np.round(results.boxes.xyxy).astype(np.int64), self.colors(results)
+        # the least confident first, so the most confident label is drawn last, on top; equal confidences put the
+        # earlier object on top, as Ultralytics' reversed() drawing order does on its confidence-sorted results
+        for i in np.argsort(-results.boxes.conf, kind="stable")[::-1].tolist():
             text = self.text(results, i)
+            if not text:
+                continue
+            box, color = boxes[i], colors[i]
             (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, scale, stroke)
             label_w, label_h = text_w + 2 * pad, text_h + baseline + 2 * pad
             x1, y1 = int(box[0]), int(box[1])
@@ -261,9 +273,59 @@ def compose(*annotators: Annotator) -> Compose:
     return Compose(*annotators)
 
 
-def plot(result: Results, alpha: float = 0.5, labels: bool = True) -> np.ndarray:
-    """A plain picture of `result`: a copy of result.orig_img with masks (blended only inside their boxes), boxes
-    and, if asked, labels."""
-    result.require_host_masks("plot")
-    annotators = [MaskAnnotator(alpha), BoxAnnotator()] + ([LabelAnnotator()] if labels else [])
-    return compose(*annotators).annotate(result.orig_img, result)
+def plot(result: Results, alpha: float = 0.5, labels: bool = True, conf: bool = True, boxes: bool = True,
+         masks: bool = True, color_by: str = "class", line_width: int | None = None, font_size: float | None = None,
+         img: np.ndarray | None = None) -> np.ndarray:
+    """A picture of `result` as Ultralytics' Results.plot draws it: a copy of `img` (default result.orig_img,
+    (H, W, 3) uint8 BGR of the result's size) with masks blended at `alpha` (only inside their boxes), boxes, and on
+    each box a label of the class name (`labels`) and confidence (`conf`); labels need boxes, as in Ultralytics.
+    line_width: box lines in pixels; font_size: OpenCV font scale; None scales either with the frame."""
+    if masks:
+        result.require_host_masks("plot")
+    annotators: list[Annotator] = [MaskAnnotator(alpha, color_by)] if masks else []
+    if boxes:
+        annotators.append(BoxAnnotator(line_width, color_by))
+        if labels or conf:
+            annotators.append(LabelAnnotator(font_size, show_conf=conf, show_id=labels, color_by=color_by,
+                                             show_name=labels))
+    return compose(*annotators).annotate(result.orig_img if img is None else img, result)
+
+
+def save(result: Results, filename: str | Path | None = None, **options: Any) -> Path:
+    """Writes plot(result, **options) to `filename` (default: results_<image name>, as Ultralytics), encoded by its
+    suffix, atomically; returns the path."""
+    if filename is None:
+        filename = f"results_{Path(result.path).name if result.path else 'image.jpg'}"
+    return write_image(filename, plot(result, **options))
+
+
+def _gui_build() -> bool:
+    """False when this OpenCV was built without a GUI (opencv-python-headless: build information "GUI: NONE")."""
+    lines = [line.split(":", 1)[1].strip() for line in cv2.getBuildInformation().splitlines()
+             if line.strip().startswith("GUI:")]
+    return not lines or lines[0].upper() != "NONE"
+
+
+_HEADLESS = ("show() needs OpenCV's GUI build and this one is headless: pip uninstall opencv-python-headless && "
+             "pip install opencv-python, or write the picture with save(filename)")
+
+
+def show(result: Results, window: str | None = None, wait_ms: int = 0, **options: Any) -> None:
+    """Shows plot(result, **options) in an OpenCV window (named `window`, default the image's path) and waits
+    `wait_ms` for a key: 0 until one is pressed, 1 in a video loop. OutputError without a GUI or a display."""
+    picture = plot(result, **options)
+    if not _gui_build():
+        raise OutputError(_HEADLESS)
+    # on Linux a GUI build without a display (no X11 or Wayland) aborts the whole process inside imshow: say so first
+    if sys.platform.startswith("linux") and not any(os.environ.get(v)
+                                                    for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        raise OutputError("show() needs a display and there is none ($DISPLAY is not set): write the picture with "
+                          "save(filename)")
+    try:
+        cv2.imshow(window or result.path or "edgeseg", picture)
+        cv2.waitKey(wait_ms)
+    except cv2.error as e:
+        if "not implemented" in str(e):
+            raise OutputError(_HEADLESS) from None
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise OutputError(f"cannot show the picture: {reason}") from None

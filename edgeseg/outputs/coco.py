@@ -3,11 +3,15 @@ results records of one image."""
 
 from __future__ import annotations
 
+import json
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from ..results import Results
@@ -60,15 +64,23 @@ def encode_rle(crop: np.ndarray, origin, image_shape: tuple[int, int]) -> dict:
             "counts": compress_counts(rle_counts(crop, origin, image_shape))}
 
 
-def to_coco(result: Results, image_id: int | str | None = None,
+def stable_id(name: str) -> int:
+    """An integer image id for a file name that is not a number: the same for the same name in every run (CRC-32 of
+    the name, 31 bits, as COCO tools keep ids in signed 32-bit integers)."""
+    return zlib.crc32(name.encode("utf-8", "surrogatepass")) & 0x7FFFFFFF
+
+
+def to_coco(result: Results, image_id: int | None = None,
             category_ids: Sequence[int] | None = None) -> list[dict]:
-    """COCO results of one image: one dict per object with image_id, category_id, bbox [x, y, w, h], score and
-    segmentation as compressed RLE. `image_id` defaults to the file's stem (an int when it is one) or 0;
-    `category_ids[cls]` maps classes to dataset ids (default: cls)."""
+    """COCO results of one image: one dict per object with image_id, category_id, bbox [x, y, w, h], score,
+    segmentation as compressed RLE and the image's file_name. COCO wants an integer `image_id`: by default the
+    file's stem when it is an integer (as Ultralytics does), else stable_id(file name); `image_ids` gives the ids
+    of a whole run or of a COCO ground-truth file. `category_ids[cls]` maps classes to dataset ids (default: cls)."""
     result.require_host_masks("to_coco")
+    name = Path(result.path).name if result.path else "image.jpg"
     if image_id is None:
-        image_id = Path(result.path).stem if result.path else 0
-        image_id = int(image_id) if isinstance(image_id, str) and image_id.isdigit() else image_id
+        stem = Path(name).stem
+        image_id = int(stem) if stem.isdigit() else stable_id(name)
     xywh = result.boxes.xyxy.astype(np.float64)
     xywh[:, 2:] -= xywh[:, :2]
     out = []
@@ -80,5 +92,34 @@ def to_coco(result: Results, image_id: int | str | None = None,
             "bbox": [round(float(v), 3) for v in xywh[k]],
             "score": round(float(result.boxes.conf[k]), 5),
             "segmentation": encode_rle(result.masks.crops[k], result.masks.origins[k], result.orig_shape),
+            "file_name": name,
         })
     return out
+
+
+def image_ids(paths: Sequence[str], annotations: str | Path | None = None) -> dict[str, int]:
+    """The integer COCO image id of each input file (by path): from a COCO ground-truth file's `images` (matched by
+    file name), else every file's stem when all are distinct integers (as Ultralytics names COCO's images), else
+    0, 1, 2, ... in input order. ConfigError for an unreadable ground-truth file or an input it does not list."""
+    if annotations is not None:
+        by_name = _ground_truth_ids(Path(annotations))
+        missing = [p for p in paths if Path(p).name not in by_name]
+        if missing:
+            raise ConfigError(f"{len(missing)} of the {len(paths)} images are not in {annotations} (e.g. "
+                              f"{Path(missing[0]).name}): give the images of that dataset, or leave out --coco-ids")
+        return {p: by_name[Path(p).name] for p in paths}
+    stems = [Path(p).stem for p in paths]
+    if all(s.isdigit() for s in stems) and len({int(s) for s in stems}) == len(stems):
+        return {p: int(s) for p, s in zip(paths, stems, strict=True)}
+    return {p: k for k, p in enumerate(paths)}
+
+
+def _ground_truth_ids(path: Path) -> dict[str, int]:
+    try:
+        images = json.loads(path.read_text(encoding="utf-8"))["images"]
+        return {Path(str(im["file_name"])).name: int(im["id"]) for im in images}
+    except FileNotFoundError:
+        raise ConfigError(f"COCO annotations not found: {path}") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ConfigError(f"{path} is not a COCO annotations file with images (file_name, id): "
+                          f"{type(e).__name__}: {e}") from None

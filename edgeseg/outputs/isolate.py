@@ -13,13 +13,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 
 from ..config import ISOLATE_SOURCES, IsolateOptions
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 from ..kernels.isolate import cut_out
 from ..kernels.raster import fill_polygons
-from .files import write_image
+from .files import exists, write_bytes, write_image
 
 if TYPE_CHECKING:
     from ..results import Results
@@ -45,9 +46,12 @@ def object_masks(result: Results, source: str = "mask") -> list[tuple[np.ndarray
     return filled
 
 
-def isolate(result: Results, background: str = "black", crop: bool = True, source: str = "mask") -> list[Any]:
+def isolate(result: Results, background: str = "black", crop: bool = True, source: str = "mask",
+            return_origins: bool = False) -> list[Any] | tuple[list[Any], np.ndarray]:
     """One image per object: (h, w, 3) BGR on black or (h, w, 4) BGRA on transparent, cropped to the object's
-    integer box [y1:y2, x1:x2] or the full frame.
+    integer box [y1:y2, x1:x2] (the classic recipe's box.astype(int): truncated, so it can start a pixel before the
+    mask's pixel box, result.masks.origins, and end a pixel before it) or the full frame. With return_origins, also
+    (N, 2) int64 (x, y): where each cut-out's top-left pixel lies in the frame, to place it back.
 
     With the masks left on the GPU (device_results=True), source "mask" is cut out on the GPU
     (postprocess.cuda.isolate_cuda): the masks stay there and only the cut-outs, the images asked for, come to the
@@ -56,9 +60,13 @@ def isolate(result: Results, background: str = "black", crop: bool = True, sourc
     if result.masks_on_device and options.source == "mask":
         from ..postprocess.cuda import isolate_cuda
 
-        return isolate_cuda(result, background=options.background, crop=options.crop)
-    result.require_host_masks(f"isolate(source={source!r})")
-    return _cut_out_all(result, options, (options.background,))[0]
+        cutouts = isolate_cuda(result, background=options.background, crop=options.crop)
+    else:
+        result.require_host_masks(f"isolate(source={source!r})")
+        cutouts = _cut_out_all(result, options, (options.background,))[0]
+    if not return_origins:
+        return cutouts
+    return cutouts, options.regions(result.boxes.xyxy, result.orig_shape)[:, :2].copy()
 
 
 def _cut_out_all(result: Results, options: IsolateOptions, modes: tuple[str, ...]) -> list[list[np.ndarray]]:
@@ -140,4 +148,28 @@ def save_isolated(result: Results, folder: str | Path, background: str = "black"
             written.append(write_image(folder / f"{base}_mask.png", mask))
         if box_crop is not None and box_crop.size:
             written.append(write_image(folder / f"{base}_crop.png", box_crop))
+    return written
+
+
+def save_crop(result: Results, save_dir: str | Path, file_name: str | Path = "im.jpg") -> list[Path]:
+    """Writes each object's box_crops() crop as Ultralytics' save_crop does: JPEG (quality 95, no chroma
+    subsampling) to save_dir/<class name>/<file_name's stem>.jpg, the next free "-2", "-3", ... name when taken.
+    Class names are made safe as folder names (safe_label). Returns the paths written."""
+    if Path(file_name).name in ("", ".", ".."):
+        raise ConfigError(f"file_name must name a file, got {str(file_name)!r}")
+    save_dir, file_name = Path(save_dir), Path(file_name).with_suffix(".jpg")
+    jpeg = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+    written = []
+    for k, crop in enumerate(box_crops(result)):
+        if crop.size == 0:
+            log.warning("object %d has an empty box crop, nothing written", k)
+            continue
+        folder = save_dir / safe_label(result.names.get(int(result.boxes.cls[k]), str(result.boxes.cls[k])))
+        path, n = folder / file_name, 2
+        while exists(path):  # Ultralytics' increment_path: im.jpg, im-2.jpg, im-3.jpg, ...
+            path, n = folder / file_name.parent / f"{file_name.stem}-{n}.jpg", n + 1
+        ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(crop), jpeg)
+        if not ok:
+            raise OutputError(f"cannot encode the crop of object {k} as JPEG for {path}")
+        written.append(write_bytes(path, encoded.tobytes()))
     return written

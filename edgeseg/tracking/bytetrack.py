@@ -1,6 +1,6 @@
 """ByteTrack: track ids for the objects of a video's Results, frame after frame.
 
-    tracker = Tracker(load_tracker_config("configs/bytetrack.yaml"))
+    tracker = Tracker(load_tracker_config("bytetrack.yaml"))   # shipped in edgeseg/configs; or a path
     for r in seg(frames):
         r = tracker.update(r)      # the detections that belong to a track, with r.boxes.id
         r.boxes.id                 # (N,) int64, the same object keeps its id from frame to frame
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import read_yaml, settings_from_mapping
+from ..config import find_settings_file, read_yaml, settings_from_mapping
 from ..errors import ConfigError
 from ..results import Results
 from . import kalman
@@ -46,7 +46,7 @@ TRACKED, LOST, REMOVED = 1, 2, 3
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    """ByteTrack settings; the defaults are Ultralytics' (configs/bytetrack.yaml)."""
+    """ByteTrack settings; the defaults are Ultralytics' (edgeseg/configs/bytetrack.yaml)."""
 
     track_high_thresh: float = 0.25  # detections at or above this take part in the first association
     track_low_thresh: float = 0.1  # detections above this (and below the high one) in the second
@@ -86,7 +86,9 @@ class TrackerConfig:
 
 
 def load_tracker_config(path: str | Path) -> TrackerConfig:
-    """Reads a YAML tracker file (see configs/bytetrack.yaml); unknown keys are an error."""
+    """Reads a YAML tracker file: a path, or the bare name of a file shipped in edgeseg/configs ("bytetrack.yaml",
+    as Ultralytics' tracker="bytetrack.yaml"). Unknown keys are an error."""
+    path = find_settings_file(path, "tracker config")
     return TrackerConfig.from_mapping(read_yaml(path, "tracker config"), where=str(path))
 
 

@@ -67,7 +67,7 @@ def test_config_file_and_flags_override(shapes_onnx, few_images, tmp_path):
 
 
 def test_shipped_default_config_runs(shapes_onnx, few_images):
-    default = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
+    default = Path(__file__).resolve().parents[2] / "edgeseg" / "configs" / "default.yaml"
     done = edgeseg("predict", "--model", shapes_onnx, "--source", few_images, "--config", default, "--quiet")
     assert done.returncode == 0, done.stderr
 

@@ -108,7 +108,7 @@ def test_settings_from_yaml(tmp_path):
     cfg = load_config(config)
     assert cfg.providers == ("tensorrt", "cuda", "cpu")
     assert cfg.provider_options == ProviderOptions(trt_fp16=True, trt_engine_cache="trt-engines", device_id=0)
-    assert load_config(REPO / "configs" / "default.yaml").provider_options == ProviderOptions()
+    assert load_config(REPO / "edgeseg" / "configs" / "default.yaml").provider_options == ProviderOptions()
     config.write_text("provider_options: [trt_fp16]\n")
     with pytest.raises(ConfigError, match="provider_options must be a mapping"):
         load_config(config)

@@ -19,7 +19,7 @@ from edgeseg.results import Boxes, Masks, Results
 from edgeseg.tracking import Tracker, TrackerConfig, load_tracker_config
 from edgeseg.tracking.bytetrack import _assign
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "bytetrack.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "edgeseg" / "configs" / "bytetrack.yaml"
 SHAPE = (240, 320)  # (h, w) of every test frame
 
 

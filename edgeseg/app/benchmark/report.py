@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ...outputs.files import write_json
 from .stats import paired_ratio, summarize
@@ -59,8 +61,19 @@ def build_report(version: str, machine: dict, settings: dict, runs: list[dict], 
 
 
 def write_report(report: dict, out_dir: str | Path) -> Path:
-    """Writes the report as out_dir/benchmark.json, atomically."""
-    return write_json(Path(out_dir) / REPORT_FILE, report)
+    """Writes the report as out_dir/benchmark.json, atomically; a number that is not finite (a ratio over a stage
+    that took no time, say) is written as null, which JSON readers understand."""
+    return write_json(Path(out_dir) / REPORT_FILE, _finite(report))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 _KERNELS = {"aot": "compiled at install", "jit": "compiled by Numba's JIT"}

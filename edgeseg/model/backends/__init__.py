@@ -3,7 +3,9 @@ runs TensorRT engines, whose files engine_file.py reads and whose GPU memory cud
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,11 +13,13 @@ from ...config import ProviderOptions
 from ...errors import ModelFormatError, ModelNotFoundError, ProviderError
 from .base import Backend, TensorSpec
 
-__all__ = ["Backend", "TensorSpec", "open_backend", "SUFFIXES"]
+__all__ = ["Backend", "TensorSpec", "open_backend", "SUFFIXES", "checkpoint_advice"]
 
 # model file suffix -> what runs it
 SUFFIXES = {".onnx": "ONNX Runtime", ".engine": "TensorRT", ".plan": "TensorRT"}
 TENSORRT_NAMES = ("tensorrt", "trt", "tensorrtexecutionprovider")
+CHECKPOINT_SUFFIX = ".pt"  # Ultralytics' PyTorch checkpoints: edgeseg runs their export, never the file itself
+EXPORT_MODULES = ("ultralytics", "torch")  # what `edgeseg export` needs (the export extra)
 
 
 def open_backend(model: str | Path, providers: str | Sequence[str] = "auto",
@@ -26,6 +30,8 @@ def open_backend(model: str | Path, providers: str | Sequence[str] = "auto",
         raise ModelNotFoundError(f"model must be the path of an .onnx, .engine or .plan file, got "
                                  f"{type(model).__name__}")
     path = Path(model)
+    if path.suffix.lower() == CHECKPOINT_SUFFIX:  # before the existence check: missing or not, it cannot run here
+        raise ModelFormatError(checkpoint_advice(path))
     try:
         exists, is_file = path.exists(), path.is_file()
     except OSError as e:  # e.g. a parent folder this user may not enter
@@ -46,6 +52,28 @@ def open_backend(model: str | Path, providers: str | Sequence[str] = "auto",
     supported = ", ".join(f"{s} ({runner})" for s, runner in SUFFIXES.items())
     raise ModelFormatError(f"{path.name}: unknown model file type {suffix or '(no suffix)'!r}; "
                            f"edgeseg runs {supported}")
+
+
+def checkpoint_advice(path: Path) -> str:
+    """What to do with a PyTorch checkpoint given as a model: its ONNX file, when one lies beside it; else how to
+    export one. The export is never run implicitly: it needs PyTorch, takes a while and writes a file, none of which
+    loading a model should do unasked."""
+    onnx = path.with_suffix(".onnx")
+    head = f"{path.name} is a PyTorch checkpoint; edgeseg runs ONNX models and TensorRT engines"
+    try:
+        exported = onnx.is_file()
+    except OSError:  # a folder this user may not enter: the advice to export still holds
+        exported = False
+    if exported:
+        return f"{head}: give {onnx}, its export beside it (or export it again with `edgeseg export {_quoted(path)}`)"
+    if all(importlib.util.find_spec(m) is not None for m in EXPORT_MODULES):
+        return f"{head}: export it once with `edgeseg export {_quoted(path)}`, which writes {onnx.name} beside it"
+    return (f"{head}: export it once with `edgeseg export {_quoted(path)}` (needs the export extra: "
+            f"pip install \"edgeseg[export]\"), which writes {onnx.name} beside it")
+
+
+def _quoted(path: Path) -> str:
+    return shlex.quote(os.fspath(path))
 
 
 def _engine_device(path: Path, providers: str | Sequence[str], options: ProviderOptions) -> int:
