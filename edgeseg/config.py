@@ -245,7 +245,7 @@ def find_settings_file(path: str | os.PathLike, what: str = "config") -> Path:
     """The settings file `path` names: the path itself when it exists; else, for a bare file name such as
     "bytetrack.yaml", the file of that name shipped in edgeseg/configs, as Ultralytics finds its own files from any
     folder. A bare name found in neither place is a ConfigError that lists the shipped files; a missing path with a
-    folder in it is left to read_yaml, whose error names it."""
+    folder in it ("./bytetrack.yaml" too) is a ConfigError that names it as given."""
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path).strip():
         raise ConfigError(f"{what} file must be a path or the name of a shipped file, got {path!r}")
     given = Path(path)
@@ -255,7 +255,7 @@ def find_settings_file(path: str | os.PathLike, what: str = "config") -> Path:
     except OSError as e:  # e.g. a parent folder this user may not enter
         raise ConfigError(f"cannot reach {what} file {given}: {e.strerror or e}") from None
     if given.name != os.fspath(path):  # a path with a folder: the user meant that file, not a shipped one
-        return given
+        raise ConfigError(f"{what} file not found: {os.fspath(path)}")
     shipped = SHIPPED_CONFIGS / given.name
     if shipped.is_file():
         return shipped

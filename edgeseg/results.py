@@ -76,8 +76,34 @@ class Boxes:
 
     @property
     def xywhn(self) -> np.ndarray:
+        """xywh divided by the image width and height (N, 4) float32."""
         h, w = self.orig_shape
         return self.xywh / np.array([w, h, w, h], np.float32)
+
+    @property
+    def is_track(self) -> bool:
+        """True when the boxes carry track IDs (id)."""
+        return self.id is not None
+
+    @property
+    def data(self) -> np.ndarray:
+        """Ultralytics' packed boxes, for code that reads columns: (N, 6) float32 x1, y1, x2, y2, conf, cls, or
+        (N, 7) x1, y1, x2, y2, id, conf, cls when tracked. Built on each access; the named arrays are the API."""
+        ids = [] if self.id is None else [self.id[:, None]]
+        return np.concatenate([self.xyxy, *ids, self.conf[:, None], self.cls[:, None]], axis=1, dtype=np.float32)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """data's shape: (N, 6), or (N, 7) when tracked."""
+        return len(self), 7 if self.is_track else 6
+
+    def cpu(self) -> Boxes:
+        """Itself: boxes are always in host memory (Ultralytics' boxes.cpu())."""
+        return self
+
+    def numpy(self) -> Boxes:
+        """Itself: boxes are always NumPy arrays (Ultralytics' boxes.numpy())."""
+        return self
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,7 +111,8 @@ class Masks:
     """N binary masks at source resolution, each stored as the crop of its pixel box.
 
     crops[i] (h_i, w_i) uint8 0/1 is object i's mask over [y0, y0 + h_i) x [x0, x0 + w_i), with
-    origins[i] = (x0, y0); every pixel outside that box is 0.
+    origins[i] = (x0, y0); every pixel outside that box is 0. That box is the pixel box of boxes.xyxy, the pixels p
+    with x1 <= p < x2 (ceil(x1) to ceil(x2)): not the truncated integer box that isolate() crops to.
     """
 
     crops: tuple[np.ndarray, ...]
@@ -107,6 +134,19 @@ class Masks:
     def __getitem__(self, index: Any) -> Masks:
         i = _as_index(index, len(self))
         return Masks(tuple(self.crops[k] for k in i), self.origins[i], self.orig_shape)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """data's shape (N, H, W), without building it."""
+        return len(self), *self.orig_shape
+
+    def cpu(self) -> Masks:
+        """Itself: these masks are in host memory (Ultralytics' masks.cpu())."""
+        return self
+
+    def numpy(self) -> Masks:
+        """Itself: these masks are NumPy arrays (Ultralytics' masks.numpy())."""
+        return self
 
     @property
     def data(self) -> np.ndarray:
@@ -187,6 +227,11 @@ class DeviceMasks:
         return DeviceMasks(self.flat, self.starts[i], self.shapes[i], self.origins[i], self.orig_shape)
 
     @property
+    def shape(self) -> tuple[int, int, int]:
+        """The dense masks' shape (N, H, W)."""
+        return len(self), *self.orig_shape
+
+    @property
     def boxes(self) -> np.ndarray:
         """Pixel boxes (N, 4) int64 [x0, y0, x1, y1) of the crops."""
         return np.concatenate([self.origins, self.origins + self.shapes[:, ::-1]], axis=1)
@@ -207,6 +252,14 @@ class DeviceMasks:
         crops = tuple(span[s - low : s - low + h * w].reshape(int(h), int(w))
                       for s, (h, w) in zip(self.starts, self.shapes, strict=True))
         return Masks(crops, self.origins.copy(), self.orig_shape)
+
+    def cpu(self) -> Masks:
+        """to_host(), by Ultralytics' name."""
+        return self.to_host()
+
+    def numpy(self) -> Masks:
+        """to_host(), by Ultralytics' name."""
+        return self.to_host()
 
 
 @dataclass(eq=False)
@@ -245,6 +298,14 @@ class Results:
             return self
         return Results(self.orig_img, self.path, self.names, self.boxes, self.masks.to_host(), self.speed)
 
+    def cpu(self) -> Results:
+        """to_host(), by Ultralytics' name: itself unless the masks were left on the GPU."""
+        return self.to_host()
+
+    def numpy(self) -> Results:
+        """to_host(), by Ultralytics' name: itself unless the masks were left on the GPU."""
+        return self.to_host()
+
     def require_host_masks(self, what: str) -> None:
         """ConfigError naming `what` when the masks were left on the GPU: drawing, isolating and exporting read them
         on the host, and copying them behind the caller's back would hide the cost device_results=True avoids."""
@@ -267,13 +328,16 @@ class Results:
 
     # Output methods: one-line delegates into edgeseg.outputs, imported where they are called, so that this module
     # imports nothing from the modules that use it.
-    def isolate(self, background: str = "black", crop: bool = True, source: str = "mask") -> list[np.ndarray]:
+    def isolate(self, background: str = "black", crop: bool = True, source: str = "mask",
+                return_origins: bool = False) -> list[np.ndarray] | tuple[list[np.ndarray], np.ndarray]:
         """Each object cut out of orig_img: (h, w, 3) BGR on black or (h, w, 4) BGRA on transparent, cropped
-        to its integer box or full-frame; `source="contour"` fills the outline (masks.xy) instead of the mask.
-        See outputs.isolate.isolate (masks left on the GPU are cut out there)."""
+        to its integer box (the classic recipe's truncated xyxy, not masks.origins' pixel box) or full-frame;
+        `source="contour"` fills the outline (masks.xy) instead of the mask. With return_origins, also (N, 2) int64
+        (x, y) of each cut-out's top-left pixel in the frame. See outputs.isolate.isolate (masks left on the GPU are
+        cut out there)."""
         from .outputs.isolate import isolate
 
-        return isolate(self, background, crop, source)
+        return isolate(self, background, crop, source, return_origins)
 
     def save_isolated(self, folder: str | Path, background: str = "black", crop: bool = True, source: str = "mask",
                       save_mask: bool = False, save_crop: bool = False, stem: str | None = None) -> list[Path]:
@@ -288,3 +352,75 @@ class Results:
         from .outputs.coco import to_coco
 
         return to_coco(self, image_id, category_ids)
+
+    def plot(self, conf: bool = True, labels: bool = True, boxes: bool = True, masks: bool = True,
+             color_by: str = "class", line_width: int | None = None, font_size: float | None = None,
+             img: np.ndarray | None = None) -> np.ndarray:
+        """An annotated copy (H, W, 3) uint8 BGR of orig_img (or `img`): masks, boxes, labels of class name and
+        confidence; colours by "class" or "track" (see outputs.annotate.plot)."""
+        from .outputs.annotate import plot
+
+        return plot(self, conf=conf, labels=labels, boxes=boxes, masks=masks, color_by=color_by,
+                    line_width=line_width, font_size=font_size, img=img)
+
+    def save(self, filename: str | Path | None = None, **plot_options: Any) -> Path:
+        """Writes plot(**plot_options) to `filename` (default results_<image name>), atomically; returns the path."""
+        from .outputs.annotate import save
+
+        return save(self, filename, **plot_options)
+
+    def show(self, window: str | None = None, wait_ms: int = 0, **plot_options: Any) -> None:
+        """Shows plot(**plot_options) in an OpenCV window and waits `wait_ms` for a key (0: until one is pressed).
+        OutputError on a headless OpenCV or without a display: use save() there (see outputs.annotate.show)."""
+        from .outputs.annotate import show
+
+        show(self, window, wait_ms, **plot_options)
+
+    def summary(self, normalize: bool = False, decimals: int = 5) -> list[dict[str, Any]]:
+        """Ultralytics' records: one dict per object with name, class, confidence, box {x1, y1, x2, y2}, track_id
+        when tracked and segments {x, y} from masks.xy (see outputs.records.summary)."""
+        from .outputs.records import summary
+
+        return summary(self, normalize, decimals)
+
+    def to_json(self, normalize: bool = False, decimals: int = 5) -> str:
+        """summary() as a JSON string (see outputs.records.to_json)."""
+        from .outputs.records import to_json
+
+        return to_json(self, normalize, decimals)
+
+    def save_txt(self, txt_file: str | Path, save_conf: bool = False) -> Path:
+        """Appends YOLO-seg label lines (class, then masks.xyn's x y pairs, conf when asked, track ID when tracked) to
+        `txt_file`, as Ultralytics does (see outputs.records.save_txt); returns the path."""
+        from .outputs.records import save_txt
+
+        return save_txt(self, txt_file, save_conf)
+
+    def save_crop(self, save_dir: str | Path, file_name: str | Path = "im.jpg") -> list[Path]:
+        """Writes each object's box crop (grown 2% + 10 px) to save_dir/<class name>/<file stem>.jpg, as Ultralytics'
+        save_crop does (see outputs.isolate.save_crop); returns the paths written."""
+        from .outputs.isolate import save_crop
+
+        return save_crop(self, save_dir, file_name)
+
+    def verbose(self) -> str:
+        """Ultralytics' log string: "1 circle, 2 squares, " or "(no detections), " (see outputs.records.verbose)."""
+        from .outputs.records import verbose
+
+        return verbose(self)
+
+    def to_supervision(self) -> Any:
+        """supervision.Detections of these results (pip install "edgeseg[supervision]"; see
+        outputs.supervision.to_supervision)."""
+        from .outputs.supervision import to_supervision
+
+        return to_supervision(self)
+
+    @classmethod
+    def from_supervision(cls, detections: Any, orig_img: np.ndarray, names: dict[int, str],
+                         path: str | Path | None = None) -> Results:
+        """Results of supervision.Detections (with masks, confidences and class IDs) on orig_img (see
+        outputs.supervision.from_supervision)."""
+        from .outputs.supervision import from_supervision
+
+        return from_supervision(detections, orig_img, names, path)

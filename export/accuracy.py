@@ -13,10 +13,12 @@ are, gives back its region pixel for pixel, outline included. The box is the pol
 Ultralytics derives it for training.
 
 Scoring follows COCO: per image and class, detections are matched greedily by score at each IoU threshold, at most
-100 per image; AP is the 101-point interpolated precision, averaged over the classes that have ground truth. This
-is not Ultralytics' `val`, which scores masks at a quarter of the network's input resolution (80x80 for 320x320)
-on all 300 detections and builds one precision-recall curve per class its own way: on the shared test model at
-320x320 it reports mask mAP50-95 0.390 and box 0.399 where this module gives 0.402 and 0.403.
+100 per image and class; AP is the 101-point interpolated precision, averaged over the classes that have ground
+truth. This is not Ultralytics' `val`, which scores masks at a quarter of the network's input resolution (80x80 for
+320x320) on all 300 detections, keeps a box once per class above conf (multi-label NMS; mask_map keeps one label per
+box) and builds one precision-recall curve per class its own way: on the shared test model at 320x320 it reports
+mask mAP50-95 0.390 and box 0.399 where this module gives 0.402 and 0.403. `edgeseg val` (edgeseg.app.val) scores
+with this module after predicting as Ultralytics' val does, multi-label.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from edgeseg.outputs.coco import encode_rle
 
 # COCOeval.stats positions (pycocotools' summarize order): AP at IoU .50:.95 and at .50, all areas, 100 detections
 _AP50_95, _AP50 = 0, 1
+_SCORES = ("mask_map50_95", "mask_map50", "box_map50_95", "box_map50")
 
 
 def mask_map(
@@ -82,43 +85,67 @@ def load_ground_truth(
     if not images:
         raise SourceError(f"no images in {image_dir}")
 
-    coco_images, annotations, classes = [], [], set()
+    coco_images, annotations = [], []
     for image_id, path in enumerate(images, 1):
         # only the size is needed, but YOLO labels carry none: decoding is the reliable way (and cheap at these sizes)
         h, w = read_image(str(path)).shape[:2]
         coco_images.append({"id": image_id, "file_name": path.name, "height": h, "width": w})
         label = label_dir / f"{path.stem}.txt"
-        if not label.is_file():
-            continue
-        for line_no, line in enumerate(label.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            cls, polygon = _parse_label_line(line, f"{label}:{line_no}")
-            vertices = np.round(polygon * (w, h)).astype(np.int32)
-            x0, y0 = np.clip(vertices.min(0), 0, (w - 1, h - 1))
-            x1, y1 = np.clip(vertices.max(0), 0, (w - 1, h - 1))
-            crop = fill_polygons(vertices, (int(y1 - y0) + 1, int(x1 - x0) + 1), offset=(int(x0), int(y0)),
-                                 frame_shape=(h, w))
-            classes.add(cls)
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id, "category_id": cls, "iscrowd": 0,
-                "segmentation": encode_rle(crop, (x0, y0), (h, w)), "area": float(np.count_nonzero(crop)),
-                "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-            })
-    categories = [{"id": c, "name": str(c)} for c in sorted(classes)]
+        if label.is_file():
+            annotations.extend(label_annotations(read_labels(label), image_id, (h, w), len(annotations) + 1))
+    categories = [{"id": c, "name": str(c)} for c in sorted({a["category_id"] for a in annotations})]
     return images, {"images": coco_images, "annotations": annotations, "categories": categories}
 
 
-def evaluate(ground_truth: dict, detections: list[dict]) -> dict[str, Any]:
+def read_labels(path: str | Path) -> list[tuple[int, np.ndarray]]:
+    """The objects of one YOLO-seg label file: (class, (K, 2) float64 polygon normalised to [0, 1]) per line; blank
+    lines are skipped. SourceError naming the file (and line) for an unreadable file or a malformed line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SourceError(f"{path}: not a text file (a YOLO-seg label holds `class x1 y1 x2 y2 ...` lines)") from None
+    except OSError as e:
+        raise SourceError(f"cannot read {path}: {e.strerror or e}") from None
+    return [_parse_label_line(line, f"{path}:{n}") for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def label_annotations(objects: list[tuple[int, np.ndarray]], image_id: int, shape: tuple[int, int],
+                      first_id: int = 1) -> list[dict]:
+    """COCO annotations of one image's labelled objects (read_labels) on an image of `shape` (h, w), with ids
+    first_id, first_id + 1, ...: a compressed-RLE segmentation, an [x, y, w, h] bbox and the pixel area each."""
+    h, w = shape
+    annotations = []
+    for k, (cls, polygon) in enumerate(objects):
+        vertices = np.round(polygon * (w, h)).astype(np.int32)
+        x0, y0 = np.clip(vertices.min(0), 0, (w - 1, h - 1))
+        x1, y1 = np.clip(vertices.max(0), 0, (w - 1, h - 1))
+        crop = fill_polygons(vertices, (int(y1 - y0) + 1, int(x1 - x0) + 1), offset=(int(x0), int(y0)),
+                             frame_shape=(h, w))
+        annotations.append({
+            "id": first_id + k, "image_id": image_id, "category_id": cls, "iscrowd": 0,
+            "segmentation": encode_rle(crop, (x0, y0), (h, w)), "area": float(np.count_nonzero(crop)),
+            "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+        })
+    return annotations
+
+
+def evaluate(ground_truth: dict, detections: list[dict], per_class: bool = False) -> dict[str, Any]:
     """COCOeval of `detections` (COCO results: image_id, category_id, bbox, score, RLE segmentation) against a
     COCO dataset dict; returns the dict that mask_map returns. Classes without ground truth do not count (COCO's
-    rule)."""
+    rule). per_class=True adds "classes": {category id: the four scores} for each class with ground truth; the
+    overall scores are their means."""
     COCO, COCOeval = _pycocotools()
     scores: dict[str, Any] = {"images": len(ground_truth["images"]), "instances": len(ground_truth["annotations"])}
     if not ground_truth["annotations"]:
         raise SourceError("the ground truth has no objects: there is nothing to score (are the labels/ files there?)")
     if not detections:  # loadRes cannot take an empty list; no detections is an AP of 0, not an error
-        return {"mask_map50_95": 0.0, "mask_map50": 0.0, "box_map50_95": 0.0, "box_map50": 0.0, **scores}
+        scores.update(dict.fromkeys(_SCORES, 0.0))
+        if per_class:
+            labelled = sorted({a["category_id"] for a in ground_truth["annotations"]})
+            scores["classes"] = {c: dict.fromkeys(_SCORES, 0.0) for c in labelled}
+        return scores
+    classes: dict[int, dict[str, float]] = {}
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress and the summary table
         gt = COCO()
         gt.dataset = ground_truth
@@ -133,6 +160,18 @@ def evaluate(ground_truth: dict, detections: list[dict]) -> dict[str, Any]:
             ev.summarize()
             scores[f"{prefix}_map50_95"] = float(ev.stats[_AP50_95])
             scores[f"{prefix}_map50"] = float(ev.stats[_AP50])
+            # what summarize averages, class by class: precision (IoU thresholds from 0.5, 101 recall points,
+            # classes, area ranges, max detections) at all areas and the most detections; -1 where a class has no
+            # ground truth
+            precision = ev.eval["precision"][:, :, :, 0, -1]
+            for k, cat in enumerate(ev.params.catIds):
+                p = precision[:, :, k]
+                if (p > -1).any():
+                    row = classes.setdefault(int(cat), {})
+                    row[f"{prefix}_map50_95"] = float(p[p > -1].mean())
+                    row[f"{prefix}_map50"] = float(p[0][p[0] > -1].mean())
+    if per_class:
+        scores["classes"] = {c: {k: classes[c][k] for k in _SCORES} for c in sorted(classes)}
     return scores
 
 
@@ -143,9 +182,15 @@ def _parse_label_line(line: str, where: str) -> tuple[int, np.ndarray]:
         cls, values = int(fields[0]), np.array(fields[1:], np.float64)
     except ValueError:
         raise SourceError(f"{where}: not a YOLO-seg label line (class index, then x y pairs): {line[:60]!r}") from None
+    if cls < 0:
+        raise SourceError(f"{where}: class index {cls} is negative")
     if len(values) < 6 or len(values) % 2:
         raise SourceError(f"{where}: a polygon needs at least 3 x y pairs, got {len(values)} numbers "
                           "(box-only detection labels cannot score masks)")
+    # Ultralytics refuses such a label too; scaled by the image size it would point outside the image (NaN anywhere)
+    outside = values[~((values >= 0) & (values <= 1))]
+    if len(outside):
+        raise SourceError(f"{where}: coordinates must be normalised to [0, 1], got {outside[0]:g}")
     return cls, values.reshape(-1, 2)
 
 

@@ -139,6 +139,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="only errors")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
+    p = commands.add_parser("val", help="box and mask mAP on a labelled dataset (data.yaml)",
+                            description="Score a model on the val: images of an Ultralytics-format segmentation "
+                                        "dataset: box and mask mAP50 and mAP50-95, overall and per class, with "
+                                        "pycocotools' COCOeval. Needs the val extra: pip install 'edgeseg[val]'.")
+    p.add_argument("--model", required=True, help="model file: .onnx, or a TensorRT .engine / .plan")
+    p.add_argument("--data", required=True, help="data.yaml: path:, val: (a folder of images or a .txt list), names:")
+    p.add_argument("--imgsz", type=parse_imgsz_arg, help="input size: 640 or 480,640 (model's own)")
+    p.add_argument("--conf", type=float, default=0.001, help="confidence threshold (0.001, as Ultralytics' val)")
+    p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (0.7)")
+    p.add_argument("--max-det", type=int, default=300, help="most detections per image (300)")
+    p.add_argument("--batch", type=int, default=1, help="images per network run (dynamic-batch models)")
+    device = p.add_mutually_exclusive_group()
+    device.add_argument("--device", help="cpu, cuda, cuda:N or tensorrt[:N]: the network's provider")
+    device.add_argument("--providers", help="onnxruntime providers in order, comma-separated, or auto")
+    p.add_argument("--threads", type=int, help="ONNX Runtime's CPU threads")
+    p.add_argument("--save-json", type=Path, help="also write the report as JSON here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    # the rest of what predict_config reads; multi-label NMS as Ultralytics' val does
+    p.set_defaults(config=None, classes=None, agnostic_nms=None, multi_label=True, trt_fp16=None, trt_cache=None)
+
     p = commands.add_parser("demo", help="run the built-in demo (no arguments, no network)",
                             description="Segment a few synthetic scenes with the demo model shipped in the package "
                                         "and write annotated images, isolated objects and a timing summary.")
@@ -384,6 +405,21 @@ def run_track(args: argparse.Namespace) -> int:
     return _run_video(args, args.source[0], args.save, tracked=True)
 
 
+def run_val(args: argparse.Namespace) -> int:
+    from ..segmenter import Segmenter
+    from .val import load_data, validate
+
+    cfg = predict_config(args)
+    load_data(args.data)  # a bad data.yaml fails before the model loads
+    with Segmenter.from_config(args.model, cfg) as seg:
+        report = validate(seg, args.data, imgsz=cfg.imgsz, conf=cfg.conf, iou=cfg.iou, batch=cfg.batch,
+                          max_det=cfg.max_det, progress=not args.quiet, save_json=args.save_json)
+    print(report.format())
+    if args.save_json:
+        print(f"report in {args.save_json}")
+    return 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo as demo
 
@@ -445,7 +481,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"predict": run_predict, "isolate": run_isolate, "track": run_track, "export": run_export, "demo": run_demo,
-            "benchmark": run_benchmark_cmd}
+            "benchmark": run_benchmark_cmd, "val": run_val}
 
 
 class Terminated(KeyboardInterrupt):

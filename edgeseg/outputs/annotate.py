@@ -6,6 +6,7 @@
 
 Colours come from one fixed palette, by class (palette[cls % len]) or by track ID (palette[id % len]).
 Line widths and text sizes left as None scale with the frame, so a drawing looks the same from 320x240 to 4K.
+plot, save and show are Results.plot/save/show: these annotators with Ultralytics' options.
 """
 
 from __future__ import annotations
@@ -294,7 +295,7 @@ def plot(result: Results, alpha: float = 0.5, labels: bool = True, conf: bool = 
 def save(result: Results, filename: str | Path | None = None, **options: Any) -> Path:
     """Writes plot(result, **options) to `filename` (default: results_<image name>, as Ultralytics), encoded by its
     suffix, atomically; returns the path."""
-    if filename is None:
+    if not filename:  # None or "", as Ultralytics
         filename = f"results_{Path(result.path).name if result.path else 'image.jpg'}"
     return write_image(filename, plot(result, **options))
 

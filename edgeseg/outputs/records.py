@@ -31,7 +31,7 @@ def summary(result: Results, normalize: bool = False, decimals: int = 5) -> list
     # divided by an int (float32 under NumPy 2), then widened and rounded; other steps would round differently
     h, w = (int(result.orig_shape[0]), int(result.orig_shape[1])) if normalize else (1, 1)
     boxes = result.boxes
-    xy = result.masks.xy if len(result) else []
+    xy = result.masks.xy
     records = []
     for i, (x1, y1, x2, y2) in enumerate(boxes.xyxy.tolist()):
         cls = int(boxes.cls[i])
@@ -59,7 +59,7 @@ def label_lines(result: Results, save_conf: bool = False) -> list[str]:
     out (a shorter row is no polygon, and label loaders refuse it)."""
     result.require_host_masks("save_txt")
     boxes, lines = result.boxes, []
-    for i, polygon in enumerate(result.masks.xyn if len(result) else []):
+    for i, polygon in enumerate(result.masks.xyn):
         if len(polygon) < 3:
             continue
         row = (int(boxes.cls[i]), *polygon.reshape(-1).tolist())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -190,6 +192,22 @@ def test_label_text_and_options(scene):
     assert big[3] - big[1] > 1.5 * (small[3] - small[1])
 
 
+@pytest.mark.parametrize("confidences", [(0.42, 0.62), (0.62, 0.42)])
+def test_the_most_confident_label_is_drawn_on_top(confidences):
+    """Two objects whose labels fall on the same spot: the 0.62 label covers the 0.42 one, whatever their order."""
+    frame = np.zeros((80, 100, 3), np.uint8)
+    r = made_result(frame, [[20, 30, 60, 70], [21, 30, 70, 75]], [np.ones((40, 40)), np.ones((45, 49))],
+                    [[20, 30], [21, 30]])
+    r = Results(r.orig_img, r.path, r.names, dataclasses.replace(r.boxes, conf=np.array(confidences, np.float32)),
+                r.masks)
+    drawn = LabelAnnotator().annotate(frame, r)
+    top = int(np.argmax(confidences))
+    # both labels end on row 29, above their boxes, and are several times wider than the 1-pixel offset: row 29 is
+    # the bottom padding of both, in the colour of the one drawn last
+    np.testing.assert_array_equal(drawn[29, 22:40], np.tile(PALETTE[top], (18, 1)))
+    assert [LabelAnnotator().text(r, i) for i in range(2)] == [f"c{i} {c:.2f}" for i, c in enumerate(confidences)]
+
+
 def test_compose_applies_in_order_on_one_copy_and_plot_uses_it(scene):
     annotators = [MaskAnnotator(0.4), BoxAnnotator(), LabelAnnotator()]
     step = scene.orig_img
@@ -198,7 +216,10 @@ def test_compose_applies_in_order_on_one_copy_and_plot_uses_it(scene):
     np.testing.assert_array_equal(compose(*annotators).annotate(scene.orig_img, scene), step)
     np.testing.assert_array_equal(plot(scene, alpha=0.4), step)
     without_labels = compose(MaskAnnotator(), BoxAnnotator()).annotate(scene.orig_img, scene)
-    np.testing.assert_array_equal(plot(scene, labels=False), without_labels)
+    np.testing.assert_array_equal(plot(scene, labels=False, conf=False), without_labels)
+    # as in Ultralytics, labels=False leaves the class name (and track ID) out but still writes the confidence
+    conf_only = compose(MaskAnnotator(), BoxAnnotator(), LabelAnnotator(show_id=False, show_name=False))
+    np.testing.assert_array_equal(plot(scene, labels=False), conf_only.annotate(scene.orig_img, scene))
 
 
 def test_bad_settings_and_frames_are_refused(scene):

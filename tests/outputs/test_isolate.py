@@ -76,6 +76,33 @@ def test_one_object_isolates_alone(scenes):
     assert len(r[r.boxes.conf > 2].isolate()) == 0
 
 
+@pytest.mark.parametrize("crop", [True, False])
+def test_cutouts_placed_at_their_origins_give_back_the_mask(scenes, crop):
+    """isolate(return_origins=True): each cut-out's alpha, pasted at its origin into an empty frame, is the object's
+    mask over the cut-out's region (the truncated integer box, or the frame), and nothing else."""
+    differs = 0
+    for r in scenes:
+        cutouts, origins = r.isolate("transparent", crop=crop, return_origins=True)
+        assert origins.dtype == np.int64 and origins.shape == (len(r), 2)
+        np.testing.assert_array_equal(origins, np.trunc(r.boxes.xyxy[:, :2]) if crop else 0)
+        for plain, placed in zip(r.isolate("black", crop=crop), r.isolate("black", crop, return_origins=True)[0],
+                                 strict=True):
+            np.testing.assert_array_equal(plain, placed)
+        for i, (cutout, (x, y)) in enumerate(zip(cutouts, origins, strict=True)):
+            h, w = cutout.shape[:2]
+            placed = np.zeros(r.orig_shape, np.uint8)
+            placed[y : y + h, x : x + w] = cutout[:, :, 3]
+            region = np.zeros(r.orig_shape, bool)
+            region[y : y + h, x : x + w] = True
+            np.testing.assert_array_equal(placed, r.masks.dense(i) * 255 * region)
+            # masks.crops[i] follows the pixel box instead: it starts where the integer box does, or a pixel later
+            assert np.all(r.masks.origins[i] - origins[i] <= 1) or not crop
+            differs += bool(crop and np.any(r.masks.origins[i] != origins[i]))
+    assert not crop or differs > 0, "the scenes show no object whose two boxes differ: the test shows nothing"
+    empty = scenes[0][scenes[0].boxes.conf > 2].isolate(crop=crop, return_origins=True)
+    assert empty[0] == [] and empty[1].shape == (0, 2) and empty[1].dtype == np.int64
+
+
 def hand_made_result(frame: np.ndarray, xyxy, crops, origins, names=None) -> Results:
     n = len(xyxy)
     boxes = Boxes(np.array(xyxy, np.float32).reshape(n, 4), np.full(n, 0.9, np.float32), np.arange(n, dtype=np.int64),

@@ -13,7 +13,7 @@ from ...config import ProviderOptions
 from ...errors import ModelFormatError, ModelNotFoundError, ProviderError
 from .base import Backend, TensorSpec
 
-__all__ = ["Backend", "TensorSpec", "open_backend", "SUFFIXES", "checkpoint_advice"]
+__all__ = ["Backend", "TensorSpec", "open_backend", "SUFFIXES"]
 
 # model file suffix -> what runs it
 SUFFIXES = {".onnx": "ONNX Runtime", ".engine": "TensorRT", ".plan": "TensorRT"}
@@ -31,7 +31,7 @@ def open_backend(model: str | Path, providers: str | Sequence[str] = "auto",
                                  f"{type(model).__name__}")
     path = Path(model)
     if path.suffix.lower() == CHECKPOINT_SUFFIX:  # before the existence check: missing or not, it cannot run here
-        raise ModelFormatError(checkpoint_advice(path))
+        raise ModelFormatError(_checkpoint_advice(path))
     try:
         exists, is_file = path.exists(), path.is_file()
     except OSError as e:  # e.g. a parent folder this user may not enter
@@ -49,17 +49,20 @@ def open_backend(model: str | Path, providers: str | Sequence[str] = "auto",
         from .tensorrt import TensorRTBackend
 
         return TensorRTBackend(path, device_id=_engine_device(path, providers, options or ProviderOptions()))
-    supported = ", ".join(f"{s} ({runner})" for s, runner in SUFFIXES.items())
     raise ModelFormatError(f"{path.name}: unknown model file type {suffix or '(no suffix)'!r}; "
-                           f"edgeseg runs {supported}")
+                           f"edgeseg runs {_supported()}")
 
 
-def checkpoint_advice(path: Path) -> str:
+def _supported() -> str:
+    return ", ".join(f"{s} ({runner})" for s, runner in SUFFIXES.items())
+
+
+def _checkpoint_advice(path: Path) -> str:
     """What to do with a PyTorch checkpoint given as a model: its ONNX file, when one lies beside it; else how to
     export one. The export is never run implicitly: it needs PyTorch, takes a while and writes a file, none of which
     loading a model should do unasked."""
     onnx = path.with_suffix(".onnx")
-    head = f"{path.name} is a PyTorch checkpoint; edgeseg runs ONNX models and TensorRT engines"
+    head = f"{path.name} is a PyTorch checkpoint, an unknown model file type for edgeseg, which runs {_supported()}"
     try:
         exported = onnx.is_file()
     except OSError:  # a folder this user may not enter: the advice to export still holds
