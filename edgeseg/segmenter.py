@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import PredictConfig, ProviderOptions
-from .errors import ConfigError, OutputError
+from .errors import ConfigError
 from .inputs.letterbox import Letterbox
 from .inputs.preprocess import Preprocessor
 from .kernels.jit import require_kernels
@@ -149,15 +149,20 @@ class Segmenter:
     def __call__(self, source: Any, *, conf: float | None = None, iou: float | None = None,
                  classes: int | Iterable[int] | None = None, max_det: int | None = None,
                  agnostic_nms: bool | None = None, stream: bool = False, save: bool = False,
-                 save_dir: str | os.PathLike | None = None, strict: bool = True) -> list[Results] | Iterator[Results]:
+                 save_dir: str | os.PathLike | None = None, strict: bool = True, verbose: bool = False,
+                 imgsz: int | tuple[int, int] | None = None, retina_masks: bool = True,
+    ) -> list[Results] | Iterator[Results]:
         """seg(source, ...) is seg.predict(source, ...)."""
         return self.predict(source, conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms,
-                            stream=stream, save=save, save_dir=save_dir, strict=strict)
+                            stream=stream, save=save, save_dir=save_dir, strict=strict, verbose=verbose, imgsz=imgsz,
+                            retina_masks=retina_masks)
 
     def predict(self, source: Any, *, conf: float | None = None, iou: float | None = None,
                 classes: int | Iterable[int] | None = None, max_det: int | None = None,
                 agnostic_nms: bool | None = None, stream: bool = False, save: bool = False,
-                save_dir: str | os.PathLike | None = None, strict: bool = True) -> list[Results] | Iterator[Results]:
+                save_dir: str | os.PathLike | None = None, strict: bool = True, verbose: bool = False,
+                imgsz: int | tuple[int, int] | None = None, retina_masks: bool = True,
+    ) -> list[Results] | Iterator[Results]:
         """Results for every image of `source`: path, folder, glob, array, video, or a list of these (or any source
         inputs.source.open_source opens), in order.
 
@@ -170,18 +175,25 @@ class Segmenter:
 
         An image that cannot be read is a SourceError; with strict=False it is skipped with a warning instead (a
         FrameSource passed in keeps its own setting and counts). Raises ConfigError for a bad setting (and, for
-        now, for per-call settings with device="cuda", whose post-processing holds its own)."""
-        _check_flags(stream=stream, save=save, strict=strict)
+        now, for per-call settings with device="cuda", whose post-processing holds its own).
+
+        Ultralytics' verbose=True logs a line per image (r.verbose() and its ms); imgsz is taken when it is the
+        Segmenter's own (the input size is fixed when it is made); retina_masks=True is what edgeseg's masks are
+        (source resolution), and retina_masks=False is not built yet: a ConfigError, never other masks silently."""
+        _check_flags(stream=stream, save=save, strict=strict, verbose=verbose, retina_masks=retina_masks)
+        self._check_ported(imgsz, retina_masks)
         cfg = self.call_config(conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms)
         folder = self._save_folder(source, save_dir, "predict") if save else None
         pairs = self._run(source, strict, cfg)
-        return self._deliver(pairs if folder is None else self._saved(pairs, folder), stream)
+        return self._deliver(pairs if folder is None else self._saved(pairs, folder), stream, verbose)
 
     def track(self, source: Any, *, persist: bool = False,
               tracker: str | os.PathLike | TrackerConfig = "bytetrack.yaml", conf: float | None = None,
               iou: float | None = None, classes: int | Iterable[int] | None = None, max_det: int | None = None,
               agnostic_nms: bool | None = None, stream: bool = False, save: bool = False,
-              save_dir: str | os.PathLike | None = None, strict: bool = True) -> list[Results] | Iterator[Results]:
+              save_dir: str | os.PathLike | None = None, strict: bool = True, verbose: bool = False,
+              imgsz: int | tuple[int, int] | None = None, retina_masks: bool = True,
+    ) -> list[Results] | Iterator[Results]:
         """predict, with a track id for each object (boxes.id, (N,) int64): the frames of `source` (a video's in
         order, or one image) go through a ByteTrack Tracker, which keeps only the objects that belong to a track.
 
@@ -190,12 +202,14 @@ class Segmenter:
         call (ids from 1), which later persist=True calls continue. `tracker`: a YAML tracker file, the bare name of
         one shipped with edgeseg ("bytetrack.yaml"), or a TrackerConfig. save=True writes to runs/track by default.
         The other arguments are predict's."""
-        _check_flags(persist=persist, stream=stream, save=save, strict=strict)
+        _check_flags(persist=persist, stream=stream, save=save, strict=strict, verbose=verbose,
+                     retina_masks=retina_masks)
+        self._check_ported(imgsz, retina_masks)
         cfg = self.call_config(conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms)
         folder = self._save_folder(source, save_dir, "track") if save else None
         follow = self._tracker_for(tracker, persist)
         pairs = ((frame, follow.update(r)) for frame, r in self._run(source, strict, cfg))
-        return self._deliver(pairs if folder is None else self._saved(pairs, folder), stream)
+        return self._deliver(pairs if folder is None else self._saved(pairs, folder), stream, verbose)
 
     def call_config(self, *, conf: float | None = None, iou: float | None = None,
                     classes: int | Iterable[int] | None = None, max_det: int | None = None,
@@ -236,15 +250,29 @@ class Segmenter:
         self._tracker, self._tracker_from = Tracker(config), given
         return self._tracker
 
+    def _check_ported(self, imgsz: int | tuple[int, int] | None, retina_masks: bool) -> None:
+        """The Ultralytics arguments a port passes along, taken where they mean what they meant there."""
+        if not retina_masks:
+            raise ConfigError("retina_masks=False (masks at the network's input size, Ultralytics' default) is not "
+                              "built yet: edgeseg's masks are retina_masks=True's, at the source resolution")
+        if imgsz is not None:
+            wanted = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
+            if wanted != tuple(self.imgsz):
+                raise ConfigError(f"imgsz {imgsz}: this Segmenter runs at {self.imgsz[0]}x{self.imgsz[1]}; the input "
+                                  "size is set when it is made (Segmenter(model, imgsz=...))")
+
     @staticmethod
-    def _deliver(pairs: Iterator[tuple[Frame, Results]], stream: bool) -> list[Results] | Iterator[Results]:
+    def _deliver(pairs: Iterator[tuple[Frame, Results]], stream: bool,
+                 verbose: bool = False) -> list[Results] | Iterator[Results]:
         results = (result for _, result in pairs)
+        if verbose:  # Ultralytics' one line per image
+            results = (_logged(r) for r in results)
         return results if stream else list(results)
 
     def _save_folder(self, source: Any, save_dir: str | os.PathLike | None, kind: str) -> Path:
         """Before anything runs: the folder save=True writes `source`'s annotated images to, checked so that no
         output replaces an input (an image of `source`, the model) or another output of this call."""
-        from .outputs.files import annotated_name, check_not_inputs, check_output_folder
+        from .outputs.files import annotated_name, check_not_inputs, check_output_folder, new_numbered_folder
 
         if self.config.device_results:
             raise ConfigError("save=True draws masks in host memory, and device_results=True leaves them on the GPU: "
@@ -254,7 +282,7 @@ class Segmenter:
         images = _image_files(source)
         folder = Path(save_dir) if save_dir is not None else self._save_dirs.get(kind)
         if folder is None:
-            folder = self._save_dirs[kind] = _new_numbered_folder(DEFAULT_SAVE_DIRS[kind]).resolve()
+            folder = self._save_dirs[kind] = new_numbered_folder(DEFAULT_SAVE_DIRS[kind]).resolve()
             log.info("annotated images go to %s", folder)
         check_output_folder(folder, images, annotated_name, replaces_input=True)
         check_not_inputs({f"save_dir {folder} (file {annotated_name(Path(i))})": folder / annotated_name(Path(i))
@@ -461,15 +489,8 @@ def _check_flags(**flags: Any) -> None:
             raise ConfigError(f"{name} must be True or False, got {value!r}")
 
 
-def _new_numbered_folder(base: Path) -> Path:
-    """base, or base2, base3, ...: the first that does not exist yet, created (as Ultralytics numbers its runs)."""
-    n = 1
-    while True:
-        folder = base if n == 1 else base.with_name(f"{base.name}{n}")
-        try:
-            folder.mkdir(parents=True)  # creating it claims the name, even against another process alongside
-            return folder
-        except FileExistsError:
-            n += 1
-        except OSError as e:
-            raise OutputError(f"cannot create the output folder {folder}: {e.strerror or e}") from None
+def _logged(result: Results) -> Results:
+    h, w = result.orig_shape
+    log.info("%s: %dx%d %s%.1fms", result.path, w, h, result.verbose() or "(no detections), ",
+             sum(result.speed.values()))
+    return result

@@ -287,3 +287,23 @@ def test_a_checkpoint_beside_its_export_names_the_export(checkpoint, shapes_onnx
         Segmenter(checkpoint)
     with pytest.raises(ModelFormatError, match="yolo11n-seg.pt is a PyTorch checkpoint"):
         Segmenter("yolo11n-seg.pt")  # missing too: still the advice, not only "not found"
+
+
+def test_ultralytics_arguments_a_port_passes_along(caplog):
+    import logging
+
+    from edgeseg import ConfigError as Refused
+    from edgeseg.app.synthetic import make_scene
+    from edgeseg.assets import demo_model_path
+
+    image = make_scene(320, 240, 4, seed=1).image
+    with Segmenter(demo_model_path()) as seg:
+        with caplog.at_level(logging.INFO, logger="edgeseg.segmenter"):
+            (r,) = seg.predict(image, verbose=True, imgsz=320, retina_masks=True)
+        assert any(m.startswith(f"{r.path}: 320x240 {r.verbose()}") for m in caplog.messages), caplog.messages
+        with pytest.raises(Refused, match="retina_masks=False .* is not built yet"):
+            seg.predict(image, retina_masks=False)
+        with pytest.raises(Refused, match="imgsz 640: this Segmenter runs at 320x320"):
+            seg(image, imgsz=640)
+        with pytest.raises(Refused, match="verbose must be True or False"):
+            seg.track(image, verbose="yes")

@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "with stable ids (ByteTrack); write an annotated video and per-track cut-outs.")
     _add_model_options(p, source="a video file, a camera index (0) or a stream URL (rtsp://, http://, ...)")
     p.add_argument("--save", type=Path, help="write the annotated video here (.mp4 or .avi)")
-    p.add_argument("--tracker", type=Path, help="tracker settings (YAML, see configs/bytetrack.yaml)")
+    p.add_argument("--tracker", type=Path,
+                   help="tracker settings: a YAML file, or the name of one shipped with edgeseg (bytetrack.yaml)")
     p.add_argument("--color-by", choices=("class", "track"), default="track", help="colour objects by track (default)")
     p.add_argument("--show-ids", action=argparse.BooleanOptionalAction, default=True, help="label objects with #id")
     p.add_argument("--isolate-dir", type=Path, help="write each track's cut-outs to DIR/{class}-{id}/{frame}.png")
@@ -174,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_model_options(p: argparse.ArgumentParser, source: str = "image files, folders or glob patterns") -> None:
     p.add_argument("--model", required=True, help="model file: .onnx, or a TensorRT .engine / .plan")
     p.add_argument("--source", required=True, nargs="+", help=source)
-    p.add_argument("--config", help="YAML settings file (e.g. configs/default.yaml); flags override it")
+    p.add_argument("--config", help="YAML settings file, or the shipped default.yaml; flags override it")
     p.add_argument("--conf", type=float, help="confidence threshold (0.25)")
     p.add_argument("--iou", type=float, help="NMS IoU threshold (0.7)")
     p.add_argument("--imgsz", type=parse_imgsz_arg, help="input size: 640 or 480,640 (model's own)")

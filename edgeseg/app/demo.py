@@ -20,7 +20,7 @@ import numpy as np
 from ..assets import demo_model_path
 from ..errors import ConfigError, OutputError
 from ..outputs.annotate import plot
-from ..outputs.files import write_bytes, write_image
+from ..outputs.files import new_numbered_folder, write_bytes, write_image
 from ..results import Results
 from ..segmenter import Segmenter
 from .progress import Progress
@@ -128,7 +128,7 @@ def run_demo(out_dir: Path | None = None, images: int = 4, seed: int = 0, progre
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:  # NumPy's generators take seeds >= 0
         raise ConfigError(f"seed must be a whole number >= 0, got {seed!r}")
     model = demo_model_path()  # before the folder: a missing model leaves no empty folder behind
-    out = _make_folder(Path(out_dir)) if out_dir is not None else _new_numbered_folder(Path("runs") / "demo")
+    out = _make_folder(Path(out_dir)) if out_dir is not None else new_numbered_folder(Path("runs") / "demo")
     rng = np.random.default_rng(seed)  # one stream for all scenes: the same seed gives the same scenes
     done: list[DemoImage] = []
     t0 = time.perf_counter()
@@ -185,17 +185,3 @@ def _make_folder(folder: Path) -> Path:
     except OSError as e:
         raise OutputError(f"cannot create the output folder {folder}: {e.strerror or e}") from None
     return folder
-
-
-def _new_numbered_folder(base: Path) -> Path:
-    """base, or base2, base3, ... : the first that does not exist yet (as Ultralytics numbers its runs)."""
-    n = 1
-    while True:
-        folder = base if n == 1 else base.with_name(f"{base.name}{n}")
-        try:
-            folder.mkdir(parents=True)  # creating it claims the name, even against a second demo started alongside
-            return folder
-        except FileExistsError:
-            n += 1
-        except OSError as e:
-            raise OutputError(f"cannot create the output folder {folder}: {e.strerror or e}") from None

@@ -151,3 +151,17 @@ def check_output_folder(save_dir: Path, items: Sequence[str | np.ndarray], key: 
         if replaces_input and same_file(target, path):
             raise OutputError(f"--save-dir {save_dir} holds the input {item}, which its output would replace: "
                               "give another folder")
+
+
+def new_numbered_folder(base: Path) -> Path:
+    """base, or base2, base3, ...: the first that does not exist yet, created (as Ultralytics numbers its runs)."""
+    n = 1
+    while True:
+        folder = base if n == 1 else base.with_name(f"{base.name}{n}")
+        try:
+            folder.mkdir(parents=True)  # creating it claims the name, even against another run started alongside
+            return folder
+        except FileExistsError:
+            n += 1
+        except OSError as e:
+            raise OutputError(f"cannot create the output folder {folder}: {e.strerror or e}") from None
