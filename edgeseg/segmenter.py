@@ -20,7 +20,7 @@ from .inputs.letterbox import Letterbox
 from .inputs.preprocess import Preprocessor
 from .kernels.jit import require_kernels
 from .model.backends import Backend, open_backend
-from .model.spec import ModelSpec
+from .model.spec import ModelSpec, check_classes
 from .pipeline import overlapped
 from .postprocess.cpu import decode_end2end, decode_raw, to_source
 from .results import Results
@@ -222,10 +222,7 @@ class Segmenter:
         cfg = self.config.replace(conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms)
         if cfg == self.config:
             return self.config
-        unknown = [c for c in cfg.classes or () if c >= self.num_classes]
-        if unknown and self.num_classes:  # a class the model does not have would silently find nothing
-            raise ConfigError(f"classes {unknown} are not classes of {self.model_path.name}: it has "
-                              f"{self.num_classes} (0 to {self.num_classes - 1})")
+        check_classes(cfg.classes, self.num_classes, self.model_path.name)
         if self._gpu is not None:
             raise ConfigError("per-call conf, iou, classes, max_det and agnostic_nms run on the CPU path only for now; "
                               "with device='cuda' give them to the Segmenter (Segmenter(model, conf=..., "
@@ -272,7 +269,7 @@ class Segmenter:
     def _save_folder(self, source: Any, save_dir: str | os.PathLike | None, kind: str) -> Path:
         """Before anything runs: the folder save=True writes `source`'s annotated images to, checked so that no
         output replaces an input (an image of `source`, the model) or another output of this call."""
-        from .outputs.files import annotated_name, check_not_inputs, check_output_folder, new_numbered_folder
+        from .outputs.files import check_annotated_folder, new_numbered_folder
 
         if self.config.device_results:
             raise ConfigError("save=True draws masks in host memory, and device_results=True leaves them on the GPU: "
@@ -284,9 +281,7 @@ class Segmenter:
         if folder is None:
             folder = self._save_dirs[kind] = new_numbered_folder(DEFAULT_SAVE_DIRS[kind]).resolve()
             log.info("annotated images go to %s", folder)
-        check_output_folder(folder, images, annotated_name, replaces_input=True)
-        check_not_inputs({f"save_dir {folder} (file {annotated_name(Path(i))})": folder / annotated_name(Path(i))
-                          for i in images}, [*images, self.model_path])
+        check_annotated_folder(folder, images, [self.model_path], flag="save_dir")
         return folder
 
     @staticmethod

@@ -297,7 +297,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from ..inputs.source import is_video_source
     from ..outputs.annotate import plot
     from ..outputs.coco import image_ids
-    from ..outputs.files import annotated_name, check_not_inputs, check_output_folder, write_image, write_json
+    from ..outputs.files import annotated_name, check_annotated_folder, check_not_inputs, write_image, write_json
 
     if len(args.source) == 1 and is_video_source(args.source[0]):
         if args.save_json:
@@ -321,10 +321,8 @@ def run_predict(args: argparse.Namespace) -> int:
     ids = image_ids(items, args.coco_ids) if args.save_json else {}
     # before the model loads: no output may land on an input of this run
     if args.save_dir:
-        check_output_folder(args.save_dir, items, annotated_name, replaces_input=True)
-    annotated = {f"--save-dir {args.save_dir} (file {annotated_name(Path(i))})": args.save_dir / annotated_name(Path(i))
-                 for i in items if args.save_dir}
-    check_not_inputs({"--save-json": args.save_json, **annotated}, items + _config_files(args))
+        check_annotated_folder(args.save_dir, items, _config_files(args))
+    check_not_inputs({"--save-json": args.save_json}, items + _config_files(args))
     counts = _segment_each(args, images, handle)
     if args.save_json:
         write_json(args.save_json, coco)

@@ -57,10 +57,7 @@ class ModelSpec:
                 "detections (B, 4 + nc + nm, anchors) or (B, max_det, 6 + nm), and prototypes (B, nm, mh, mw)")
         det_index = 0 if len(shapes[0]) == 3 else 1
         end2end, num_classes, num_protos = _head(name, meta, shapes[det_index], shapes[1 - det_index])
-        unknown = [c for c in config.classes or () if c >= num_classes]
-        if unknown and num_classes:  # a class the model does not have would silently find nothing
-            raise ConfigError(f"classes {unknown} are not classes of {name}: it has {num_classes} (0 to "
-                              f"{num_classes - 1})")
+        check_classes(config.classes, num_classes, name)
         stride = meta.stride or 32
         inp = backend.input
         if len(inp.shape) != 4 or inp.shape[1] not in (3, None):
@@ -78,6 +75,15 @@ class ModelSpec:
     def split(self, outputs: Sequence[Any]) -> tuple[Any, Any]:
         """The network's two outputs as (detections, prototypes)."""
         return outputs[self.det_index], outputs[1 - self.det_index]
+
+
+def check_classes(classes: int | tuple[int, ...] | None, num_classes: int, name: str) -> None:
+    """ConfigError for a class filter naming a class that model `name` does not have: it could only ever find
+    nothing. A model whose class count is unknown (0) takes any."""
+    unknown = [c for c in ((classes,) if isinstance(classes, int) else classes or ()) if c >= num_classes]
+    if unknown and num_classes:
+        raise ConfigError(f"classes {unknown} are not classes of {name}: it has {num_classes} (0 to "
+                          f"{num_classes - 1})")
 
 
 def _head(name: str, meta: ModelMetadata, det_shape: tuple, proto_shape: tuple) -> tuple[bool, int, int]:

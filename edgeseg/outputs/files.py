@@ -131,13 +131,13 @@ def check_folder_holds_no_inputs(folder: Path, inputs: Sequence[str | os.PathLik
 
 
 def check_output_folder(save_dir: Path, items: Sequence[str | np.ndarray], key: Callable[[Path], str],
-                        replaces_input: bool) -> None:
-    """Before the model loads: `save_dir` (the CLI's --save-dir) is a folder, no two input files of different
+                        replaces_input: bool, flag: str = "--save-dir") -> None:
+    """Before the model loads: `save_dir` (named `flag` in messages) is a folder, no two input files of different
     folders give the same output names (`key(path)`: their files would overwrite each other), and with
     `replaces_input` (`key` is the output's file name) no output would replace an input in `save_dir`. Arrays
     among `items` are not files and are passed over. OutputError otherwise."""
     if exists(save_dir) and not save_dir.is_dir():
-        raise OutputError(f"--save-dir {save_dir} is a file; give a folder")
+        raise OutputError(f"{flag} {save_dir} is a file; give a folder")
     first: dict[str, str] = {}
     for item in items:
         if not isinstance(item, (str, os.PathLike)):
@@ -149,8 +149,18 @@ def check_output_folder(save_dir: Path, items: Sequence[str | np.ndarray], key: 
                               "replacing the first: rename one, or run them separately")
         target = save_dir / key(path)
         if replaces_input and same_file(target, path):
-            raise OutputError(f"--save-dir {save_dir} holds the input {item}, which its output would replace: "
+            raise OutputError(f"{flag} {save_dir} holds the input {item}, which its output would replace: "
                               "give another folder")
+
+
+def check_annotated_folder(folder: Path, images: Sequence[str | np.ndarray], protected: Sequence[str | os.PathLike],
+                           flag: str = "--save-dir") -> None:
+    """Before the model loads: the annotated copies of `images` (named annotated_name) written into `folder` replace
+    no input — neither an image (check_output_folder) nor one of `protected` (the model, settings files)."""
+    check_output_folder(folder, images, annotated_name, replaces_input=True, flag=flag)
+    files = [i for i in images if isinstance(i, (str, os.PathLike))]
+    check_not_inputs({f"{flag} {folder} (file {annotated_name(Path(i))})": folder / annotated_name(Path(i))
+                      for i in files}, [*files, *protected])
 
 
 def new_numbered_folder(base: Path) -> Path:
