@@ -46,6 +46,9 @@ class Boxes:
     cls: np.ndarray
     orig_shape: tuple[int, int]
     id: np.ndarray | None = None  # (N,) int64 track ids, when tracked
+    # (N,) int64: the class each object's track settled on over its history (a score-weighted vote), when a tracker
+    # that votes made these boxes; cls stays the detector's class of this frame
+    track_cls: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         _check("xyxy", self.xyxy, (None, 4), np.float32)
@@ -54,13 +57,16 @@ class Boxes:
         _check("cls", self.cls, (n,), np.int64)
         if self.id is not None:
             _check("id", self.id, (n,), np.int64)
+        if self.track_cls is not None:
+            _check("track_cls", self.track_cls, (n,), np.int64)
 
     def __len__(self) -> int:
         return len(self.xyxy)
 
     def __getitem__(self, index: Any) -> Boxes:
         i = _as_index(index, len(self))
-        return Boxes(self.xyxy[i], self.conf[i], self.cls[i], self.orig_shape, None if self.id is None else self.id[i])
+        return Boxes(self.xyxy[i], self.conf[i], self.cls[i], self.orig_shape, None if self.id is None else self.id[i],
+                     None if self.track_cls is None else self.track_cls[i])
 
     @property
     def xywh(self) -> np.ndarray:
@@ -79,6 +85,11 @@ class Boxes:
         """xywh divided by the image width and height (N, 4) float32."""
         h, w = self.orig_shape
         return self.xywh / np.array([w, h, w, h], np.float32)
+
+    @property
+    def label_cls(self) -> np.ndarray:
+        """The class to name and colour each object by: track_cls when a voting tracker settled one, else cls."""
+        return self.cls if self.track_cls is None else self.track_cls
 
     @property
     def is_track(self) -> bool:
