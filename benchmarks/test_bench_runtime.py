@@ -15,7 +15,7 @@ import pytest
 import torch
 from scenes import MODEL, SCENES, Scene
 
-from edgeseg.postprocess.cpu import decode_raw, to_source
+from edgeseg.postprocess.cpu import decode_raw, to_input_frame, to_source
 
 
 def _describe(benchmark, scene: Scene, found: int | None = None, **extra) -> None:
@@ -89,6 +89,39 @@ def test_masks_edgeseg(benchmark, scene, stages):
     boxes, _ = to_source(stages.found, stages.protos, stages.letterbox)
     _describe(benchmark, scene, len(boxes))
     benchmark(to_source, stages.found, stages.protos, stages.letterbox)
+
+
+@pytest.mark.benchmark(group="masks")
+def test_masks_edgeseg_input_frame(benchmark, scene, stages):
+    """retina_masks=False: masks left in the network's input frame (Ultralytics' default predict)."""
+    boxes, _ = to_input_frame(stages.found, stages.protos, stages.letterbox)
+    _describe(benchmark, scene, len(boxes), retina_masks=False)
+    benchmark(to_input_frame, stages.found, stages.protos, stages.letterbox)
+
+
+@pytest.mark.benchmark(group="postprocess")
+def test_postprocess_edgeseg_input_frame(benchmark, scene, segmenter, stages):
+    def postprocess():
+        found = decode_raw(stages.det, segmenter.num_classes, segmenter.config)
+        return to_input_frame(found, stages.protos, stages.letterbox)
+
+    _describe(benchmark, scene, len(postprocess()[0]), retina_masks=False)
+    benchmark(postprocess)
+
+
+@pytest.mark.benchmark(group="postprocess")
+def test_postprocess_ultralytics_input_frame(benchmark, scene, image, ultralytics_predictor):
+    """Ultralytics' default predict (retina_masks=False), beside edgeseg's retina_masks=False."""
+    predictor = ultralytics_predictor
+    predictor.args.retina_masks = False
+    try:
+        with torch.inference_mode():
+            im = predictor.preprocess([image])
+            preds = predictor.inference(im)
+            _describe(benchmark, scene, len(predictor.postprocess(preds, im, [image])[0]), retina_masks=False)
+            benchmark(predictor.postprocess, preds, im, [image])
+    finally:
+        predictor.args.retina_masks = True
 
 
 @pytest.mark.benchmark(group="postprocess")

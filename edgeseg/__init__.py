@@ -26,14 +26,18 @@ __version__ = "0.1.0"
 # part of the time to its first result (edgeseg.app.benchmark.startup measures it).
 _LAZY = {
     "VideoReport": "app.process_video", "process_video": "app.process_video", "Tracker": "tracking",
-    "TrackerConfig": "tracking", "open_source": "inputs.source", "fill_polygons": "kernels.raster",
+    "TrackerConfig": "tracking", "MaskTracker": "tracking", "BotSort": "tracking", "make_tracker": "tracking",
+    "open_source": "inputs.source", "fill_polygons": "kernels.raster", "MultiSource": "inputs.streams",
+    "StreamsReport": "app.process_streams", "process_streams": "app.process_streams",
 }
 
 if TYPE_CHECKING:
+    from .app.process_streams import StreamsReport, process_streams
     from .app.process_video import VideoReport, process_video
     from .inputs.source import open_source
+    from .inputs.streams import MultiSource
     from .kernels.raster import fill_polygons
-    from .tracking import Tracker, TrackerConfig
+    from .tracking import BotSort, MaskTracker, Tracker, TrackerConfig, make_tracker
 
 
 def __getattr__(name: str):
@@ -49,8 +53,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "Boxes", "ConfigError", "CudaError", "EdgesegError", "ExportError", "KernelError", "Masks", "ModelFormatError",
-    "ModelNotFoundError", "NotSegmentationModelError", "OutputError", "PredictConfig", "ProviderError",
-    "ProviderOptions", "Results", "Segmenter", "SourceError", "Tracker", "TrackerConfig", "VideoReport",
-    "fill_polygons", "load_config", "open_source", "process_video",
+    "Boxes", "BotSort", "ConfigError", "CudaError", "EdgesegError", "ExportError", "KernelError", "MaskTracker",
+    "Masks", "ModelFormatError", "ModelNotFoundError", "MultiSource", "NotSegmentationModelError", "OutputError",
+    "PredictConfig", "ProviderError", "ProviderOptions", "Results", "Segmenter", "SourceError", "StreamsReport",
+    "Tracker", "TrackerConfig", "VideoReport", "fill_polygons", "load_config", "make_tracker", "open_source",
+    "process_streams", "process_video",
 ]  # fmt: skip

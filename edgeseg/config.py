@@ -13,6 +13,9 @@ import numpy as np
 
 from .errors import ConfigError
 
+# The detector's threshold under track() when no conf is given, as Ultralytics' model.track: the trackers' second
+# association takes the detections between track_low_thresh (0.1) and track_high_thresh, which predict's 0.25 drops.
+TRACK_CONF = 0.1
 CUDNN_CONV_ALGO_SEARCH = ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")
 DEVICES = ("cpu", "cuda")  # where post-processing runs
 
@@ -90,6 +93,9 @@ class PredictConfig:
     classes: tuple[int, ...] | None = None
     agnostic_nms: bool = False
     multi_label: bool = False
+    # True: masks at the source image's resolution (Ultralytics' retina_masks=True); False: in the network's input
+    # frame, as Ultralytics' default predict gives them (masks.data (N, in_h, in_w), outlines scaled to the source)
+    retina_masks: bool = True
     batch: int = 1
     providers: str | tuple[str, ...] = "auto"
     provider_options: ProviderOptions = field(default_factory=ProviderOptions)  # a mapping is accepted too
@@ -118,7 +124,7 @@ class PredictConfig:
             if not classes:  # it would keep no class at all: every image would come back empty
                 raise ConfigError("classes is empty: give the class ids to keep, or none for all classes")
             set_("classes", tuple(classes))
-        for name in ("agnostic_nms", "multi_label"):
+        for name in ("agnostic_nms", "multi_label", "retina_masks"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         providers = self.providers
@@ -138,6 +144,9 @@ class PredictConfig:
             raise ConfigError(f"device_results must be true or false, got {self.device_results!r}")
         if self.device_results and self.device != "cuda":
             raise ConfigError("device_results=True leaves masks on the GPU: it needs device='cuda'")
+        if not self.retina_masks and self.device != "cpu":
+            raise ConfigError("retina_masks=False (masks in the network's input frame) runs on the CPU path only for "
+                              "now: use device='cpu', or retina_masks=True on the GPU")
         if self.provider_options.enable_cuda_graph and self.device != "cuda":
             raise ConfigError("enable_cuda_graph needs device='cuda': ONNX Runtime replays a CUDA graph only with its "
                               "inputs and outputs bound to fixed GPU buffers, which the GPU path does")

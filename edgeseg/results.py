@@ -119,37 +119,51 @@ class Boxes:
 
 @dataclass(frozen=True, eq=False)
 class Masks:
-    """N binary masks at source resolution, each stored as the crop of its pixel box.
+    """N binary masks, each stored as the crop of its pixel box: at source resolution (retina_masks=True, edgeseg's
+    default), or in the network's input frame (input_shape set: retina_masks=False, Ultralytics' default).
 
-    crops[i] (h_i, w_i) uint8 0/1 is object i's mask over [y0, y0 + h_i) x [x0, x0 + w_i), with
-    origins[i] = (x0, y0); every pixel outside that box is 0. That box is the pixel box of boxes.xyxy, the pixels p
-    with x1 <= p < x2 (ceil(x1) to ceil(x2)): not the truncated integer box that isolate() crops to.
+    crops[i] (h_i, w_i) uint8 0/1 is object i's mask over [y0, y0 + h_i) x [x0, x0 + w_i) of the masks' frame
+    (frame_shape), with origins[i] = (x0, y0); every pixel outside that box is 0. For masks made by the network at
+    source resolution that box is the pixel box of boxes.xyxy, the pixels p with x1 <= p < x2 (ceil(x1) to
+    ceil(x2)): not the truncated integer box that isolate() crops to.
+
+    Masks in the input frame are what Ultralytics' retina_masks=False gives: data is (N, in_h, in_w), letterbox
+    padding included, and xy / xyn are traced there and scaled to the source as its scale_coords does.
+    to_source() brings them to the source image as Ultralytics does to draw them; drawing, cutting out and COCO
+    output use that.
     """
 
     crops: tuple[np.ndarray, ...]
     origins: np.ndarray  # (N, 2) int64 (x0, y0)
     orig_shape: tuple[int, int]
+    input_shape: tuple[int, int] | None = None  # (h, w) of the network input the masks are in; None: the source's
     _xy: list[np.ndarray] | None = field(default=None, init=False, repr=False)  # outlines, traced on first use
+    _source: Masks | None = field(default=None, init=False, repr=False)  # to_source(), made on first use
 
     def __post_init__(self) -> None:
         _check("origins", self.origins, (len(self.crops), 2), np.int64)
-        h, w = self.orig_shape
+        h, w = self.frame_shape
         for crop, (x0, y0) in zip(self.crops, self.origins, strict=True):
             if (crop.dtype != np.uint8 or crop.ndim != 2 or x0 < 0 or y0 < 0 or x0 + crop.shape[1] > w
                     or y0 + crop.shape[0] > h):
-                raise ValueError(f"mask crop {crop.shape} {crop.dtype} at ({x0}, {y0}) does not fit a {w}x{h} image")
+                raise ValueError(f"mask crop {crop.shape} {crop.dtype} at ({x0}, {y0}) does not fit a {w}x{h} frame")
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """(h, w) of the frame the crops are in: input_shape when set, else orig_shape."""
+        return self.orig_shape if self.input_shape is None else self.input_shape
 
     def __len__(self) -> int:
         return len(self.crops)
 
     def __getitem__(self, index: Any) -> Masks:
         i = _as_index(index, len(self))
-        return Masks(tuple(self.crops[k] for k in i), self.origins[i], self.orig_shape)
+        return Masks(tuple(self.crops[k] for k in i), self.origins[i], self.orig_shape, self.input_shape)
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """data's shape (N, H, W), without building it."""
-        return len(self), *self.orig_shape
+        return len(self), *self.frame_shape
 
     def cpu(self) -> Masks:
         """Itself: these masks are in host memory (Ultralytics' masks.cpu())."""
@@ -161,28 +175,39 @@ class Masks:
 
     @property
     def data(self) -> np.ndarray:
-        """Dense masks (N, H, W) uint8 0/1. Built on each access: keep the result if you need it twice."""
-        dense = np.zeros((len(self), *self.orig_shape), np.uint8)
+        """Dense masks (N, H, W) uint8 0/1 over frame_shape. Built on each access: keep the result if you need it
+        twice."""
+        dense = np.zeros(self.shape, np.uint8)
         for k, (crop, (x0, y0)) in enumerate(zip(self.crops, self.origins, strict=True)):
             dense[k, y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
         return dense
 
     def dense(self, i: int) -> np.ndarray:
-        """Object i's mask as a full (H, W) uint8 0/1 array."""
-        out = np.zeros(self.orig_shape, np.uint8)
+        """Object i's mask as a full (H, W) uint8 0/1 array over frame_shape."""
+        out = np.zeros(self.frame_shape, np.uint8)
         (x0, y0), crop = self.origins[i], self.crops[i]
         out[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
         return out
 
+    def to_source(self) -> Masks:
+        """These masks at source resolution: itself when they are there already; masks in the input frame are
+        brought there as Ultralytics draws them (see outputs.source_masks.to_source)."""
+        if self.input_shape is None:
+            return self
+        if self._source is None:
+            from .outputs.source_masks import to_source
+
+            object.__setattr__(self, "_source", to_source(self))
+        return self._source  # type: ignore[return-value]
+
     def contours(self, strategy: str = "all") -> list[np.ndarray]:
-        """Each object's outline, (K, 2) float32 source pixels, traced on its crop: see contours.object_polygon.
+        """Each object's outline, (K, 2) float32 source pixels, traced on its crop (see contours.object_outlines).
         "all" (Ultralytics' masks2segments default): every outer contour joined into one polygon; "largest": the
         outer contour enclosing the largest area (Ultralytics' own "largest" counts points, not area). ConfigError
         for another strategy, even with no objects."""
-        from .outputs.contours import check_strategy, object_polygon
+        from .outputs.contours import object_outlines
 
-        check_strategy(strategy)
-        return [object_polygon(crop, origin, strategy) for crop, origin in zip(self.crops, self.origins, strict=True)]
+        return object_outlines(self, strategy)
 
     @property
     def xy(self) -> list[np.ndarray]:
@@ -200,7 +225,7 @@ class Masks:
 
     @property
     def areas(self) -> np.ndarray:
-        """Mask pixel counts (N,) int64."""
+        """Mask pixel counts (N,) int64, in the masks' frame (frame_shape)."""
         return np.array([int(np.count_nonzero(c)) for c in self.crops], np.int64)
 
 
@@ -399,6 +424,13 @@ class Results:
         from .outputs.records import to_json
 
         return to_json(self, normalize, decimals)
+
+    def to_records(self, frame: int | None = None) -> list[dict[str, Any]]:
+        """Flat JSON- and Parquet-ready rows, one per object: source, frame, box, score, class, track id and the mask
+        as COCO RLE counts (see outputs.records.to_records)."""
+        from .outputs.records import to_records
+
+        return to_records(self, frame)
 
     def save_txt(self, txt_file: str | Path, save_conf: bool = False) -> Path:
         """Appends YOLO-seg label lines (class, then masks.xyn's x y pairs, conf when asked, track ID when tracked) to

@@ -7,14 +7,14 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import PredictConfig, ProviderOptions
+from .config import TRACK_CONF, PredictConfig, ProviderOptions
 from .errors import ConfigError
 from .inputs.letterbox import Letterbox
 from .inputs.preprocess import Preprocessor
@@ -22,12 +22,13 @@ from .kernels.jit import require_kernels
 from .model.backends import Backend, open_backend
 from .model.spec import ModelSpec, check_classes
 from .pipeline import overlapped
-from .postprocess.cpu import decode_end2end, decode_raw, to_source
+from .postprocess.cpu import decode_end2end, decode_raw, to_input_frame, to_source
 from .results import Results
 
 if TYPE_CHECKING:
     from .inputs.frames import Frame, FrameSource
-    from .tracking import Tracker, TrackerConfig
+    from .inputs.streams import MultiSource
+    from .tracking.trackers import AnyTracker, AnyTrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Segmenter:
     def __init__(
         self,
         model: str | Path,
-        conf: float = 0.25,
+        conf: float | None = None,
         iou: float = 0.7,
         imgsz: int | tuple[int, int] | None = None,
         max_det: int = 300,
@@ -66,18 +67,22 @@ class Segmenter:
         provider_options: ProviderOptions | dict | None = None,
         device: str = "cpu",
         device_results: bool = False,
+        retina_masks: bool = True,
     ):
-        cfg = PredictConfig(conf=conf, iou=iou, imgsz=imgsz, max_det=max_det,
+        cfg = PredictConfig(conf=PredictConfig.conf if conf is None else conf, iou=iou, imgsz=imgsz, max_det=max_det,
                             classes=tuple(classes) if classes is not None and not isinstance(classes, int) else classes,
                             agnostic_nms=agnostic_nms, multi_label=multi_label, batch=batch,
                             providers=providers if isinstance(providers, str) else tuple(providers),
-                            provider_options=provider_options, device=device, device_results=device_results)
+                            provider_options=provider_options, device=device, device_results=device_results,
+                            retina_masks=retina_masks)
         self._setup(model, cfg)
+        self._conf_given = conf is not None
 
     @classmethod
     def from_config(cls, model: str | Path, config: PredictConfig) -> Segmenter:
         self = cls.__new__(cls)
         self._setup(model, config)
+        self._conf_given = True
         return self
 
     def _setup(self, model: str | Path, cfg: PredictConfig) -> None:
@@ -90,8 +95,8 @@ class Segmenter:
         # names arrays, counted over the Segmenter's life so that two never share a name (and an output file)
         self._unnamed_count = itertools.count()
         # track(persist=True) keeps one tracker across calls, as Ultralytics' predictor does; what it was made from
-        self._tracker: Tracker | None = None
-        self._tracker_from: str | TrackerConfig | None = None
+        self._tracker: AnyTracker | None = None
+        self._tracker_from: str | AnyTrackerConfig | None = None
         self._save_dirs: dict[str, Path] = {}  # the default folder of each kind of call, chosen on its first save
         try:
             self.spec = ModelSpec.inspect(self.backend, cfg, self.model_path.name)
@@ -150,7 +155,7 @@ class Segmenter:
                  classes: int | Iterable[int] | None = None, max_det: int | None = None,
                  agnostic_nms: bool | None = None, stream: bool = False, save: bool = False,
                  save_dir: str | os.PathLike | None = None, strict: bool = True, verbose: bool = False,
-                 imgsz: int | tuple[int, int] | None = None, retina_masks: bool = True,
+                 imgsz: int | tuple[int, int] | None = None, retina_masks: bool | None = None,
     ) -> list[Results] | Iterator[Results]:
         """seg(source, ...) is seg.predict(source, ...)."""
         return self.predict(source, conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms,
@@ -161,97 +166,156 @@ class Segmenter:
                 classes: int | Iterable[int] | None = None, max_det: int | None = None,
                 agnostic_nms: bool | None = None, stream: bool = False, save: bool = False,
                 save_dir: str | os.PathLike | None = None, strict: bool = True, verbose: bool = False,
-                imgsz: int | tuple[int, int] | None = None, retina_masks: bool = True,
+                imgsz: int | tuple[int, int] | None = None, retina_masks: bool | None = None,
     ) -> list[Results] | Iterator[Results]:
         """Results for every image of `source`: path, folder, glob, array, video, or a list of these (or any source
         inputs.source.open_source opens), in order.
 
-        conf, iou, classes, max_det, agnostic_nms: this call's settings (None: the Segmenter's own); seg.config is not
-        changed (call_config says what the call runs with). stream=True returns a generator that runs as it is read,
-        as Ultralytics' stream=True does, instead of a list. save=True writes each annotated image (outputs.annotate
-        .plot) to `save_dir`, by default a new runs/predict (runs/predict2, ... when taken) chosen on the first
-        such call and kept for the Segmenter's life; an image keeps its file name, a video frame is {video}_{frame
-        index}.jpg. Before anything runs, an output that would replace an input is an OutputError.
+        conf, iou, classes, max_det, agnostic_nms, retina_masks: this call's settings (None: the Segmenter's own);
+        seg.config is not changed (call_config says what the call runs with). stream=True returns a generator that
+        runs as it is read, as Ultralytics' stream=True does, instead of a list. save=True writes each annotated
+        image (outputs.annotate.plot) to `save_dir`, by default a new runs/predict (runs/predict2, ... when taken)
+        chosen on the first such call and kept for the Segmenter's life; an image keeps its file name, a video frame
+        is {video}_{frame index}.jpg. Before anything runs, an output that would replace an input is an OutputError.
 
         An image that cannot be read is a SourceError; with strict=False it is skipped with a warning instead (a
         FrameSource passed in keeps its own setting and counts). Raises ConfigError for a bad setting (and, for
         now, for per-call settings with device="cuda", whose post-processing holds its own).
 
         Ultralytics' verbose=True logs a line per image (r.verbose() and its ms); imgsz is taken when it is the
-        Segmenter's own (the input size is fixed when it is made); retina_masks=True is what edgeseg's masks are
-        (source resolution), and retina_masks=False is not built yet: a ConfigError, never other masks silently."""
-        _check_flags(stream=stream, save=save, strict=strict, verbose=verbose, retina_masks=retina_masks)
-        self._check_ported(imgsz, retina_masks)
-        cfg = self.call_config(conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms)
+        Segmenter's own (the input size is fixed when it is made). retina_masks=True (edgeseg's default) gives masks
+        at source resolution, as Ultralytics' retina_masks=True; retina_masks=False leaves them in the network's
+        input frame, as Ultralytics' default predict does (masks.data (N, in_h, in_w); masks.xy scaled to the source),
+        object for object what a port's old output was."""
+        _check_flags(stream=stream, save=save, strict=strict, verbose=verbose)
+        self._check_ported(imgsz)
+        cfg = self.call_config(conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms,
+                               retina_masks=retina_masks)
         folder = self._save_folder(source, save_dir, "predict") if save else None
         pairs = self._run(source, strict, cfg)
         return self._deliver(pairs if folder is None else self._saved(pairs, folder), stream, verbose)
 
     def track(self, source: Any, *, persist: bool = False,
-              tracker: str | os.PathLike | TrackerConfig = "bytetrack.yaml", conf: float | None = None,
+              tracker: str | os.PathLike | AnyTrackerConfig | None = None, conf: float | None = None,
               iou: float | None = None, classes: int | Iterable[int] | None = None, max_det: int | None = None,
               agnostic_nms: bool | None = None, stream: bool = False, save: bool = False,
               save_dir: str | os.PathLike | None = None, strict: bool = True, verbose: bool = False,
-              imgsz: int | tuple[int, int] | None = None, retina_masks: bool = True,
+              imgsz: int | tuple[int, int] | None = None, retina_masks: bool | None = None,
     ) -> list[Results] | Iterator[Results]:
         """predict, with a track id for each object (boxes.id, (N,) int64): the frames of `source` (a video's in
-        order, or one image) go through a ByteTrack Tracker, which keeps only the objects that belong to a track.
+        order, or one image) go through a tracker, which keeps only the objects that belong to a track.
 
         As in Ultralytics, `seg.track(frame, persist=True)` frame after frame follows objects across calls: with
         persist=True the Segmenter keeps its tracker (made on first use); persist=False starts a fresh one for this
         call (ids from 1), which later persist=True calls continue. `tracker`: a YAML tracker file, the bare name of
-        one shipped with edgeseg ("bytetrack.yaml"), or a TrackerConfig. save=True writes to runs/track by default.
-        The other arguments are predict's."""
-        _check_flags(persist=persist, stream=stream, save=save, strict=strict, verbose=verbose,
-                     retina_masks=retina_masks)
-        self._check_ported(imgsz, retina_masks)
-        cfg = self.call_config(conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms)
+        one shipped with edgeseg ("masktrack.yaml", the default: one identity per object when the detector hesitates
+        between classes, boxes.track_cls the class it settles on; "bytetrack.yaml" and "botsort.yaml", Ultralytics'
+        own, id for id), or a settings object (TrackerConfig, BotSortConfig, MaskTrackConfig). save=True writes to
+        runs/track by default.
+        conf: as Ultralytics' track, the detector runs at 0.1 (config.TRACK_CONF) unless this call or the Segmenter
+        was given one (Segmenter(model, conf=...), from_config), so that the tracker's second association sees the
+        low-score detections; on the GPU path the Segmenter's own conf. The other arguments are predict's."""
+        _check_flags(persist=persist, stream=stream, save=save, strict=strict, verbose=verbose)
+        self._check_ported(imgsz)
+        if conf is None and not self._conf_given and self._gpu is None:
+            conf = TRACK_CONF
+        cfg = self.call_config(conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms,
+                               retina_masks=retina_masks)
         folder = self._save_folder(source, save_dir, "track") if save else None
         follow = self._tracker_for(tracker, persist)
         pairs = ((frame, follow.update(r)) for frame, r in self._run(source, strict, cfg))
         return self._deliver(pairs if folder is None else self._saved(pairs, folder), stream, verbose)
 
+    # track_streams(persist=True) goes on with the trackers of the last call (one per stream), made from this setting
+    _stream_trackers: tuple[str | AnyTrackerConfig, dict[int, AnyTracker]] | None = None
+
+    def track_streams(self, sources: Sequence[Any] | MultiSource, *, persist: bool = False,
+                      tracker: str | os.PathLike | AnyTrackerConfig | None = None, conf: float | None = None,
+                      iou: float | None = None, classes: int | Iterable[int] | None = None,
+                      max_det: int | None = None, agnostic_nms: bool | None = None, retina_masks: bool | None = None,
+                      depth: int = 2, **source_options: Any) -> Iterator[tuple[int, Results]]:
+        """track over several sources at once, as they come: (stream index, its Results) for the frames of all of
+        them (inputs.streams.MultiSource reads them: every frame of a file, in order; the newest frame of a camera
+        or stream), batched together into one network run (batch_size frames of any streams), the stages
+        overlapped as in stream_frames. Each stream has its own tracker, made from `tracker` as track makes one, so
+        ids are those track gives that source alone; persist=True goes on with the trackers of the last call.
+
+        `sources`: a list of what open_source opens (`source_options` are its options), or a MultiSource, which
+        stays yours to read afterwards: a source that cannot be opened or fails while read ends with a warning and
+        its error in `.streams[k].error`, and the others go on. The other arguments are track's."""
+        from .inputs.streams import MultiSource
+        from .tracking import DEFAULT_TRACKER, load_config, make_tracker
+
+        _check_flags(persist=persist)
+        if conf is None and not self._conf_given and self._gpu is None:
+            conf = TRACK_CONF  # as track
+        cfg = self.call_config(conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms,
+                               retina_masks=retina_masks)
+        owned = not isinstance(sources, MultiSource)
+        if owned and isinstance(sources, (str, os.PathLike)):
+            raise ConfigError("track_streams takes a list of sources; track follows one")
+        given = DEFAULT_TRACKER if tracker is None else tracker
+        given = os.fspath(given) if isinstance(given, (str, os.PathLike)) else given
+        settings = load_config(given) if isinstance(given, str) else given
+        make_tracker(settings)  # a bad setting is a ConfigError now, not at the first frame
+        if not persist or self._stream_trackers is None:
+            self._stream_trackers = (given, {})
+        elif given != self._stream_trackers[0]:
+            raise ConfigError(f"the kept trackers were made from {self._stream_trackers[0]!r}, not {given!r}: call "
+                              "track_streams(..., persist=False) once to start fresh ones from it")
+        trackers = self._stream_trackers[1]
+
+        def run() -> Iterator[tuple[int, Results]]:
+            multi = MultiSource(sources, **source_options) if owned else sources
+            with multi if owned else nullcontext(multi):
+                for frame, result in self.stream_frames(multi, depth, config=cfg):
+                    if frame.stream not in trackers:
+                        trackers[frame.stream] = make_tracker(settings)
+                    yield frame.stream, trackers[frame.stream].update(result)
+
+        return run()
+
     def call_config(self, *, conf: float | None = None, iou: float | None = None,
                     classes: int | Iterable[int] | None = None, max_det: int | None = None,
-                    agnostic_nms: bool | None = None) -> PredictConfig:
+                    agnostic_nms: bool | None = None, retina_masks: bool | None = None) -> PredictConfig:
         """seg.config with one call's settings (None: as configured), a new PredictConfig validated as the
         Segmenter's own; a class the model does not have is a ConfigError. On the GPU path (device="cuda") any
         change is a ConfigError for now: its post-processing was built with the Segmenter's settings."""
         if classes is not None and not isinstance(classes, (int, str)):
             classes = tuple(classes)
-        cfg = self.config.replace(conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms)
+        cfg = self.config.replace(conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms,
+                                  retina_masks=retina_masks)
         if cfg == self.config:
             return self.config
         check_classes(cfg.classes, self.num_classes, self.model_path.name)
         if self._gpu is not None:
-            raise ConfigError("per-call conf, iou, classes, max_det and agnostic_nms run on the CPU path only for now; "
+            raise ConfigError("per-call conf, iou, classes, max_det, agnostic_nms and retina_masks run on the CPU path "
+                              "only for now; "
                               "with device='cuda' give them to the Segmenter (Segmenter(model, conf=..., "
                               "device='cuda'))")
         return cfg
 
-    def _tracker_for(self, tracker: str | os.PathLike | TrackerConfig, persist: bool) -> Tracker:
-        """The tracker of a track call: the kept one (persist=True), else a new one from `tracker`, kept for later
-        persist=True calls."""
-        from .tracking import Tracker, TrackerConfig, load_tracker_config
+    def _tracker_for(self, tracker: str | os.PathLike | AnyTrackerConfig | None, persist: bool) -> AnyTracker:
+        """The tracker of a track call: the kept one (persist=True), else a new one from `tracker` (None: the
+        default), kept for later persist=True calls."""
+        from .tracking import DEFAULT_TRACKER, is_tracker_config, make_tracker
 
-        if not isinstance(tracker, (str, os.PathLike, TrackerConfig)):
-            raise ConfigError(f"tracker must be a tracker file (e.g. 'bytetrack.yaml') or a TrackerConfig, got "
+        if tracker is None:
+            tracker = DEFAULT_TRACKER
+        if not isinstance(tracker, (str, os.PathLike)) and not is_tracker_config(tracker):
+            raise ConfigError(f"tracker must be a tracker file (e.g. 'botsort.yaml') or tracker settings, got "
                               f"{type(tracker).__name__}")
-        given = tracker if isinstance(tracker, TrackerConfig) else os.fspath(tracker)
+        given = os.fspath(tracker) if isinstance(tracker, (str, os.PathLike)) else tracker
         if persist and self._tracker is not None:
             if given != self._tracker_from:  # switching silently would mix two trackers' ids in one video
                 raise ConfigError(f"the kept tracker was made from {self._tracker_from!r}, not {given!r}: call "
                                   "track(..., persist=False) once to start a fresh one from it")
             return self._tracker
-        config = tracker if isinstance(tracker, TrackerConfig) else load_tracker_config(tracker)
-        self._tracker, self._tracker_from = Tracker(config), given
+        self._tracker, self._tracker_from = make_tracker(given), given
         return self._tracker
 
-    def _check_ported(self, imgsz: int | tuple[int, int] | None, retina_masks: bool) -> None:
+    def _check_ported(self, imgsz: int | tuple[int, int] | None) -> None:
         """The Ultralytics arguments a port passes along, taken where they mean what they meant there."""
-        if not retina_masks:
-            raise ConfigError("retina_masks=False (masks at the network's input size, Ultralytics' default) is not "
-                              "built yet: edgeseg's masks are retina_masks=True's, at the source resolution")
         if imgsz is not None:
             wanted = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
             if wanted != tuple(self.imgsz):
@@ -314,12 +378,15 @@ class Segmenter:
                 infer_ms = (time.perf_counter() - t0) * 1e3
                 yield from self._finish(batch, letterboxes, outputs, pre_ms, infer_ms, cfg)
 
-    def stream_frames(self, source: Any, depth: int = 2, strict: bool = True) -> Iterator[tuple[Frame, Results]]:
+    def stream_frames(self, source: Any, depth: int = 2, strict: bool = True,
+                      config: PredictConfig | None = None) -> Iterator[tuple[Frame, Results]]:
         """(frame, its Results) for every frame of `source` (a FrameSource, an iterable of Frame or NumPy images,
         or anything open_source opens), in order, with the stages overlapped (pipeline.overlapped): one thread reads
         and letterboxes the next frames, another runs the network, and the caller's thread decodes the masks and
         does its own work with each result meanwhile. `depth`: batches waiting between stages; `strict` as in
-        predict. Closing the generator early stops both threads."""
+        predict; `config`: the post-processing settings (call_config makes them; None: seg.config). Closing the
+        generator early stops both threads."""
+        cfg = self.config if config is None else config
         if depth < 1:
             raise ConfigError(f"depth must be at least 1, got {depth}")
         # each batch in flight needs its own input buffer: up to `depth` queued, one in the network, one being read
@@ -340,7 +407,7 @@ class Segmenter:
 
         with self._open(source, strict) as frames:
             yield from overlapped(self._batches(frames), prepare, infer,
-                                  lambda item: self._finish(*item, self.config), depth)
+                                  lambda item: self._finish(*item, cfg), depth)
 
     def stream_pipelined(self, source: Any, depth: int = 2, strict: bool = True) -> Iterator[Results]:
         """stream_frames without the frames: Results in order, the stages overlapped."""
@@ -417,7 +484,8 @@ class Segmenter:
             return self._gpu(det, protos, letterbox)
         pred = det.astype(np.float32, copy=False)
         found = decode_end2end(pred, cfg) if self.end2end else decode_raw(pred, self.num_classes, cfg)
-        return to_source(found, protos.astype(np.float32, copy=False), letterbox)
+        place = to_source if cfg.retina_masks else to_input_frame
+        return place(found, protos.astype(np.float32, copy=False), letterbox)
 
     def warmup(self) -> None:
         """Runs the network once on a blank frame (the session sizes its buffers), then the post-processing on

@@ -11,7 +11,7 @@ from pathlib import Path
 import edgeseg
 
 PACKAGE = Path(edgeseg.__file__).parent
-ROOMS = {"inputs", "model", "postprocess", "outputs", "tracking", "kernels", "app", "assets", "configs"}
+ROOMS = {"inputs", "model", "postprocess", "outputs", "tracking", "kernels", "app", "integrations", "assets", "configs"}
 DATA_ROOMS = {"assets", "configs"}  # package data, not code: they need no __init__.py
 TOP_MODULES = {"__init__", "__main__", "errors", "config", "results", "pipeline", "segmenter"}
 

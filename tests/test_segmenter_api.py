@@ -15,11 +15,13 @@ import pytest
 from edgeseg import ConfigError, ModelFormatError, OutputError, PredictConfig, Segmenter
 from edgeseg.app.synthetic import make_scene, panning_frames
 from edgeseg.assets import demo_model_path
+from edgeseg.config import TRACK_CONF
 from edgeseg.outputs.annotate import plot
 from edgeseg.outputs.video_writer import VideoWriter
 from edgeseg.tracking import Tracker, TrackerConfig
 from tests.helpers.common import SHAPES_PT
 
+BYTETRACK = "bytetrack.yaml"  # Ultralytics' ByteTrack, id for id: what these tests compare with Tracker()
 SIZE = (480, 320)  # (w, h) of the video frames
 
 
@@ -191,11 +193,11 @@ def test_save_with_a_video_names_frames_by_index(seg, video, tmp_path):
 
 
 def test_track_frame_by_frame_with_persist_gives_the_trackers_ids(seg, frames):
-    seg.track(frames[0])  # persist=False: a fresh tracker, which the persist=True calls below would continue
+    seg.track(frames[0], tracker=BYTETRACK)  # persist=False: a fresh tracker, which later persist=True calls continue
     tracker = Tracker()
-    reference = [tracker.update(seg(frame)[0]) for frame in frames]
+    reference = [tracker.update(seg(frame, conf=TRACK_CONF)[0]) for frame in frames]
     fresh = Segmenter(demo_model_path())
-    tracked = [fresh.track(frame, persist=True)[0] for frame in frames]
+    tracked = [fresh.track(frame, persist=True, tracker=BYTETRACK)[0] for frame in frames]
     assert sum(len(r) for r in tracked) > 40
     for a, b in zip(tracked, reference, strict=True):
         same_detections(a, b)
@@ -207,28 +209,42 @@ def test_track_frame_by_frame_with_persist_gives_the_trackers_ids(seg, frames):
 
 def test_persist_false_starts_a_fresh_tracker_each_call(seg, frames):
     for frame in frames[:4]:
-        (r,) = seg.track(frame)
-        expected = Tracker().update(seg(frame)[0])
+        (r,) = seg.track(frame, tracker=BYTETRACK)
+        expected = Tracker().update(seg(frame, conf=TRACK_CONF)[0])
         np.testing.assert_array_equal(r.boxes.id, expected.boxes.id)
         assert sorted(r.boxes.id.tolist()) == list(range(1, len(r) + 1))
     # persist=True continues the tracker the last persist=False call started
-    (r,) = seg.track(frames[4], persist=True)
+    (r,) = seg.track(frames[4], persist=True, tracker=BYTETRACK)
     tracker = Tracker()
-    tracker.update(seg(frames[3])[0])
-    np.testing.assert_array_equal(r.boxes.id, tracker.update(seg(frames[4])[0]).boxes.id)
+    tracker.update(seg(frames[3], conf=TRACK_CONF)[0])
+    np.testing.assert_array_equal(r.boxes.id, tracker.update(seg(frames[4], conf=TRACK_CONF)[0]).boxes.id)
 
 
 def test_track_a_video_in_order_as_a_list_or_a_generator(seg, video):
     tracker = Tracker()
-    reference = [tracker.update(r) for r in seg.predict(video)]
-    tracked = seg.track(video)
+    reference = [tracker.update(r) for r in seg.predict(video, conf=TRACK_CONF)]
+    tracked = seg.track(video, tracker=BYTETRACK)
     assert len(tracked) == len(reference) == 12
     for a, b in zip(tracked, reference, strict=True):
         np.testing.assert_array_equal(a.boxes.id, b.boxes.id)
-    streamed = seg.track(video, stream=True)
+    streamed = seg.track(video, stream=True, tracker=BYTETRACK)
     assert isinstance(streamed, types.GeneratorType)
     for a, b in zip(streamed, reference, strict=True):
         np.testing.assert_array_equal(a.boxes.id, b.boxes.id)
+
+
+def test_track_runs_the_detector_at_ultralytics_track_conf_unless_given_one(frames):
+    """As Ultralytics' model.track: conf 0.1 when neither the call nor the Segmenter set one, so the tracker's second
+    association sees the low-score detections; a Segmenter's own conf is kept."""
+    from edgeseg.config import PredictConfig
+
+    with Segmenter(demo_model_path()) as default, Segmenter(demo_model_path(), conf=0.25) as given:
+        kept = np.concatenate([default.track(frame, persist=True, tracker=BYTETRACK)[0].boxes.conf for frame in frames])
+        # low-score detections continue tracks (the second association), none below the threshold
+        assert (kept < 0.25).sum() > 5 and kept.min() > TRACK_CONF
+        assert all(given.track(frame, persist=True, tracker=BYTETRACK)[0].boxes.conf.min() >= 0.25 for frame in frames)
+        from_config = Segmenter.from_config(demo_model_path(), PredictConfig())
+        assert from_config.track(frames[0])[0].boxes.conf.min() >= 0.25
 
 
 def test_track_takes_predicts_settings_and_a_tracker_config(seg, frames):
@@ -243,7 +259,7 @@ def test_a_kept_tracker_is_not_switched_silently(seg, frames, tmp_path):
     seg.track(frames[0], tracker="bytetrack.yaml")
     seg.track(frames[1], persist=True, tracker=Path("bytetrack.yaml"))  # the same file, spelled as a Path
     other = tmp_path / "slow.yaml"
-    other.write_text("track_buffer: 60\n")
+    other.write_text("tracker_type: bytetrack\ntrack_buffer: 60\n")
     with pytest.raises(ConfigError, match="call track\\(..., persist=False\\) once"):
         seg.track(frames[2], persist=True, tracker=other)
     (r,) = seg.track(frames[2], tracker=other)  # persist=False: a fresh tracker from the new file
@@ -301,8 +317,10 @@ def test_ultralytics_arguments_a_port_passes_along(caplog):
         with caplog.at_level(logging.INFO, logger="edgeseg.segmenter"):
             (r,) = seg.predict(image, verbose=True, imgsz=320, retina_masks=True)
         assert any(m.startswith(f"{r.path}: 320x240 {r.verbose()}") for m in caplog.messages), caplog.messages
-        with pytest.raises(Refused, match="retina_masks=False .* is not built yet"):
-            seg.predict(image, retina_masks=False)
+        (small,) = seg.predict(image, retina_masks=False)
+        assert small.masks.shape[1:] == (320, 320) and small.masks.to_source().shape[1:] == (240, 320)
+        with pytest.raises(Refused, match="retina_masks must be true or false"):
+            seg.predict(image, retina_masks="no")
         with pytest.raises(Refused, match="imgsz 640: this Segmenter runs at 320x320"):
             seg(image, imgsz=640)
         with pytest.raises(Refused, match="verbose must be True or False"):

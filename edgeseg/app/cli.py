@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..config import PredictConfig, load_config, parse_imgsz
+from ..config import TRACK_CONF, PredictConfig, load_config, parse_imgsz
 from ..errors import ConfigError, EdgesegError
+from ..integrations import ray as ray_batch  # their commands' parsers; Ray itself is imported only when they run
+from ..integrations import serve as ray_serve
+from ..integrations import triton as triton_serve
 
 if TYPE_CHECKING:
     from ..inputs.frames import ImageSource
@@ -73,13 +76,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(p)
     _add_strict_option(p)
 
-    p = commands.add_parser("track", help="track objects through a video, camera or stream",
+    # conflict_handler="resolve": track's --source, given again below, may be repeated (one stream each)
+    p = commands.add_parser("track", help="track objects through videos, cameras or streams",
                             description="Segment and track every frame of a video file, camera (0) or stream URL, "
-                                        "with stable ids (ByteTrack); write an annotated video and per-track cut-outs.")
-    _add_model_options(p, source="a video file, a camera index (0) or a stream URL (rtsp://, http://, ...)")
-    p.add_argument("--save", type=Path, help="write the annotated video here (.mp4 or .avi)")
+                                        "with stable ids; write an annotated video and per-track cut-outs. Several "
+                                        "sources run in one process, their frames batched into one network run, "
+                                        "each tracked, written and reported on its own.",
+                            conflict_handler="resolve")
+    _add_model_options(p)
+    p.add_argument("--source", required=True, nargs="+", action="extend",
+                   help="a video file, a camera index (0) or a stream URL (rtsp://, http://, ...); several (repeat "
+                        "--source or list them) run together")
+    p.add_argument("--save", type=Path,
+                   help="write the annotated video here (.mp4 or .avi); with several sources a folder, one "
+                        "{name}.mp4 per stream (a file's stem, camera0, a URL's host and path)")
     p.add_argument("--tracker", type=Path,
-                   help="tracker settings: a YAML file, or the name of one shipped with edgeseg (bytetrack.yaml)")
+                   help="tracker settings: a YAML file, or the name of one shipped with edgeseg: masktrack.yaml (the "
+                        "default: one identity per object when the detector hesitates between classes), "
+                        "bytetrack.yaml or botsort.yaml (Ultralytics' own)")
     p.add_argument("--color-by", choices=("class", "track"), default="track", help="colour objects by track (default)")
     p.add_argument("--show-ids", action=argparse.BooleanOptionalAction, default=True, help="label objects with #id")
     p.add_argument("--isolate-dir", type=Path, help="write each track's cut-outs to DIR/{class}-{id}/{frame}.png")
@@ -118,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Export a YOLO-seg .pt checkpoint to ONNX (FP32, FP16, INT8 QDQ) or a TensorRT "
                                         "engine, optionally verified against the checkpoint. Needs the export extra: "
                                         "pip install 'edgeseg[export]'.")
-    p.add_argument("checkpoint", help="YOLO-seg checkpoint (.pt), e.g. yolo11n-seg.pt")
+    p.add_argument("checkpoint", help="YOLO-seg checkpoint (.pt), e.g. yolo11n-seg.pt (.onnx or .engine with --triton)")
     p.add_argument("--format", choices=("onnx", "engine"), default="onnx", help="onnx (default) or a TensorRT engine")
     p.add_argument("--imgsz", default="640", help="input size: 640 or 480,640 (rounded up to the stride)")
     p.add_argument("--batch", type=int, default=1, help="batch size (the largest one with --dynamic)")
@@ -137,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true",
                    help="compare the export with the checkpoint; exit 1 if they differ")
     p.add_argument("--verify-images", nargs="+", help="images for --verify (default: the shared validation images)")
+    p.add_argument("--triton", type=Path, metavar="REPO",
+                   help="write a Triton model repository for the model (an .onnx or .engine given directly, or the "
+                        "export of a .pt) into the new folder REPO")
+    p.add_argument("--triton-max-batch", type=int, default=8, help="largest batch Triton gathers per stage (8)")
+    p.add_argument("--triton-kind", choices=("gpu", "cpu"), default="gpu", help="where Triton runs the network")
     p.add_argument("--quiet", action="store_true", help="only errors")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -159,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     # the rest of what predict_config reads; multi-label NMS as Ultralytics' val does
-    p.set_defaults(config=None, classes=None, agnostic_nms=None, multi_label=True, trt_fp16=None, trt_cache=None)
+    p.set_defaults(config=None, classes=None, agnostic_nms=None, multi_label=True, retina_masks=None, trt_fp16=None,
+                   trt_cache=None)
 
     p = commands.add_parser("demo", help="run the built-in demo (no arguments, no network)",
                             description="Segment a few synthetic scenes with the demo model shipped in the package "
@@ -169,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the demo scenes (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    ray_batch.add_command(commands)
+    ray_serve.add_command(commands)
+    triton_serve.add_command(commands)
     return parser
 
 
@@ -176,13 +199,16 @@ def _add_model_options(p: argparse.ArgumentParser, source: str = "image files, f
     p.add_argument("--model", required=True, help="model file: .onnx, or a TensorRT .engine / .plan")
     p.add_argument("--source", required=True, nargs="+", help=source)
     p.add_argument("--config", help="YAML settings file, or the shipped default.yaml; flags override it")
-    p.add_argument("--conf", type=float, help="confidence threshold (0.25)")
+    p.add_argument("--conf", type=float, help="confidence threshold (0.25; track: 0.1, as Ultralytics)")
     p.add_argument("--iou", type=float, help="NMS IoU threshold (0.7)")
     p.add_argument("--imgsz", type=parse_imgsz_arg, help="input size: 640 or 480,640 (model's own)")
     p.add_argument("--max-det", type=int, help="most detections per image (300)")
     p.add_argument("--classes", type=_int_list, help="keep only these class ids, e.g. 0,2")
     p.add_argument("--agnostic-nms", action="store_true", default=None, help="NMS across classes")
     p.add_argument("--multi-label", action="store_true", default=None, help="one detection per box and class")
+    p.add_argument("--retina-masks", action=argparse.BooleanOptionalAction, default=None,
+                   help="masks at source resolution (the default); --no-retina-masks: in the network's input frame, "
+                        "scaled to the source as Ultralytics' default predict (retina_masks=False) does")
     p.add_argument("--batch", type=int, help="images per network run (dynamic-batch models)")
     device = p.add_mutually_exclusive_group()
     device.add_argument("--device", help="cpu, cuda, cuda:N or tensorrt[:N]: the network's provider; cuda and tensorrt "
@@ -228,8 +254,9 @@ def predict_config(args: argparse.Namespace) -> PredictConfig:
     options = cfg.provider_options.replace(trt_fp16=args.trt_fp16, trt_engine_cache=args.trt_cache,
                                            cpu_threads=args.threads)
     return cfg.replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, classes=args.classes,
-                       agnostic_nms=args.agnostic_nms, multi_label=args.multi_label, batch=args.batch,
-                       providers=providers, provider_options=options, device=device)
+                       agnostic_nms=args.agnostic_nms, multi_label=args.multi_label,
+                       retina_masks=args.retina_masks, batch=args.batch, providers=providers,
+                       provider_options=options, device=device)
 
 
 def _open_images(args: argparse.Namespace) -> ImageSource:
@@ -368,39 +395,60 @@ def _video_annotator(color_by: str = "class", show_ids: bool = True):
                    LabelAnnotator(color_by=color_by, show_id=show_ids))
 
 
-def _run_video(args: argparse.Namespace, source: str, save: Path | None, tracked: bool) -> int:
+def _run_video(args: argparse.Namespace, source: str | list[str], save: Path | None, tracked: bool) -> int:
+    """One video, camera or stream (process_video), or several at once (a list: process_streams, `save` a folder;
+    exit code 1 when one of them failed, once the others have run to their end)."""
     from ..inputs.images import expand_source
     from ..inputs.source import is_video_source
+    from ..inputs.streams import stream_names
     from ..outputs.files import check_folder_holds_no_inputs, check_not_inputs
     from ..segmenter import Segmenter
-    from ..tracking import Tracker, TrackerConfig, load_tracker_config
+    from ..tracking import DEFAULT_TRACKER, load_config, make_tracker
+    from .process_streams import check_stream_outputs, process_streams
     from .process_video import process_video
 
     isolate_dir = getattr(args, "isolate_dir", None)
+    several = isinstance(source, list)
     # before the model loads: no output may land on an input of this run
-    inputs = [source] if is_video_source(source) else expand_source(source)
-    check_not_inputs({"--save": save}, inputs + _config_files(args))
-    if isolate_dir is not None:
-        check_folder_holds_no_inputs(isolate_dir, inputs, "--isolate-dir")
-    tracker = None
+    if several:
+        check_stream_outputs(source, stream_names(source), save, isolate_dir, _config_files(args),
+                             flags=("--save", "--isolate-dir"))
+    else:
+        inputs = [source] if is_video_source(source) else expand_source(source)
+        check_not_inputs({"--save": save}, inputs + _config_files(args))
+        if isolate_dir is not None:
+            check_folder_holds_no_inputs(isolate_dir, inputs, "--isolate-dir")
+    tracker = settings = None
     if tracked:
-        tracker = Tracker(load_tracker_config(args.tracker) if args.tracker else TrackerConfig())
+        settings = load_config(args.tracker or DEFAULT_TRACKER)  # one tracker per stream is made from it
+        tracker = make_tracker(settings)
     annotator = _video_annotator(getattr(args, "color_by", "class"), getattr(args, "show_ids", True))
     cfg = predict_config(args)
+    if tracked and args.conf is None and args.config is None:
+        cfg = cfg.replace(conf=TRACK_CONF)  # as Segmenter.track: the tracker's second association needs them
     # the stages share the cores: ONNX Runtime's threads must not spin while the others work
     cfg = cfg.replace(provider_options=cfg.provider_options.replace(cpu_spinning=False))
     with Segmenter.from_config(args.model, cfg) as seg:
         _warn_fixed_batch(args, seg)
-        report = process_video(seg, source, tracker=tracker, annotator=annotator, save=save,
-                               isolate_dir=isolate_dir, progress=not args.quiet)
+        if several:
+            report = process_streams(seg, source, tracker=settings, annotator=annotator, save_dir=save,
+                                     isolate_dir=isolate_dir, progress=not args.quiet)
+        else:
+            report = process_video(seg, source, tracker=tracker, annotator=annotator, save=save,
+                                   isolate_dir=isolate_dir, progress=not args.quiet)
     if not args.quiet:
         print(report.format())
+    if several and report.failed:
+        failed = "; ".join(f"{s.name}: {s.error}" for s in report.failed)
+        print(f"edgeseg: warning: {len(report.failed)} of {len(source)} streams failed (the others ran to their "
+              f"end): {failed}", file=sys.stderr)
+        return 1
     return 0
 
 
 def run_track(args: argparse.Namespace) -> int:
-    if len(args.source) != 1:
-        raise ConfigError("track follows one video, camera or stream at a time: give one --source")
+    if len(args.source) > 1:
+        return _run_video(args, args.source, args.save, tracked=True)
     return _run_video(args, args.source[0], args.save, tracked=True)
 
 
@@ -456,6 +504,11 @@ def run_benchmark_cmd(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     import importlib.util
 
+    if args.triton is not None and Path(args.checkpoint).suffix.lower() in (".onnx", ".engine", ".plan"):
+        from edgeseg_export.triton_repo import run_from_args
+
+        run_from_args(args, args.checkpoint)  # a model file as it is: nothing to export first
+        return 0
     missing = [m for m in ("ultralytics", "torch") if importlib.util.find_spec(m) is None]
     if missing:
         raise ConfigError(f"edgeseg export needs {' and '.join(missing)}: pip install 'edgeseg[export]'")
@@ -476,11 +529,16 @@ def run_export(args: argparse.Namespace) -> int:
             print(f"edgeseg: error: {result.path.name} disagrees with {Path(args.checkpoint).name} beyond the "
                   f"{result.report.precision} tolerances (the file is kept for inspection)", file=sys.stderr)
             return 1
+    if args.triton is not None:
+        from edgeseg_export.triton_repo import run_from_args
+
+        run_from_args(args, result.path)
     return 0
 
 
 COMMANDS = {"predict": run_predict, "isolate": run_isolate, "track": run_track, "export": run_export, "demo": run_demo,
-            "benchmark": run_benchmark_cmd, "val": run_val}
+            "benchmark": run_benchmark_cmd, "val": run_val, "batch": ray_batch.run, "serve": ray_serve.run,
+            "serve-triton": triton_serve.run}
 
 
 class Terminated(KeyboardInterrupt):

@@ -165,7 +165,7 @@ def _match(result: Results, scene: Scene) -> tuple[int, int]:
     taken = np.zeros(len(scene), bool)
     matched = right_class = 0
     for k in np.argsort(-result.boxes.conf, kind="stable"):
-        crop, (x0, y0) = result.masks.crops[k].astype(bool), result.masks.origins[k]
+        crop, (x0, y0) = result.masks.crops[k].astype(bool), result.masks.origins[k]  # the demo's: source masks
         under = scene.instance_ids[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]][crop]
         inter = np.bincount(under, minlength=len(scene) + 1)[1:]
         iou = inter / np.maximum(np.count_nonzero(crop) + areas - inter, 1)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
-from ..inputs.frames import Frame
+from ..inputs.frames import Frame, FrameSource
 from ..inputs.source import open_source
 from ..outputs.annotate import Annotator
 from ..outputs.files import same_file, write_image
@@ -24,7 +24,7 @@ from ..outputs.isolate import isolate, safe_label
 from ..outputs.video_writer import VideoWriter
 from ..results import Results
 from ..segmenter import Segmenter
-from ..tracking import Tracker
+from ..tracking.trackers import AnyTracker
 from .progress import Progress
 
 log = logging.getLogger(__name__)
@@ -69,13 +69,16 @@ class VideoReport:
 
 
 def save_track_cutouts(result: Results, folder: Path, frame: int, background: str = "transparent") -> int:
-    """Each tracked object's cut-out as `{folder}/{label}-{id}/{frame:06d}.png`: one folder per track."""
+    """Each tracked object's cut-out as `{folder}/{label}-{id}/{frame:06d}.png`: one folder per track, its label the
+    class the track settled on (boxes.track_cls) when the tracker votes, so a hesitating detector does not split one
+    object's cut-outs over folders of two classes."""
     if result.boxes.id is None:
         return 0
     written = 0
     for k, cutout in enumerate(isolate(result, background=background, crop=True)):
         if cutout.size:
-            label = safe_label(result.names.get(int(result.boxes.cls[k]), str(result.boxes.cls[k])))
+            cls = int(result.boxes.label_cls[k])
+            label = safe_label(result.names.get(cls, str(cls)))
             write_image(folder / f"{label}-{int(result.boxes.id[k])}" / f"{frame:06d}.png", cutout)
             written += 1
     return written
@@ -93,7 +96,54 @@ def _size_changed(writer: VideoWriter, index: int, size: tuple[int, int]) -> Out
     return OutputError(f"cannot go on writing {writer.path}: {change}; the {written} frames before it are in {kept}")
 
 
-def process_video(segmenter: Segmenter, source: Any, *, tracker: Tracker | None = None,
+class VideoOutputs:
+    """Where one video's results go, frame after frame: its tracker (track ids), its annotated video `save` (opened
+    on the first frame, with that frame's size, and entered into `stack`, which finishes it) and per-track cut-outs
+    in `isolate_dir`; counted for its report. process_video has one, process_streams one per stream."""
+
+    def __init__(self, stack: ExitStack, *, tracker: AnyTracker | None = None, annotator: Annotator | None = None,
+                 save: str | Path | None = None, isolate_dir: str | Path | None = None):
+        self._stack, self.tracker, self.annotator = stack, tracker, annotator
+        self.save = None if save is None else Path(save)
+        self.isolate_dir = None if isolate_dir is None else Path(isolate_dir)
+        self.writer: VideoWriter | None = None
+        self.count = self.cutouts = 0
+        self.track_ids: set[int] = set()
+
+    def add(self, frame: Frame, result: Results, fps: float | None = None) -> Results:
+        """Tracks, draws, writes and cuts out one frame's result; returns it with its track ids. `fps`: the source's
+        frame rate for the video (else the frame's, else 30). OutputError when the video cannot be written, or when
+        the frames change size (the frames written so far are then kept as a video of their own)."""
+        if self.tracker is not None:
+            result = self.tracker.update(result)
+            self.track_ids.update(result.boxes.id.tolist() if result.boxes.id is not None else ())
+        if self.save is not None:
+            height, width = frame.image.shape[:2]
+            if self.writer is None:  # the size is known for certain only once a frame is here
+                self.writer = self._stack.enter_context(VideoWriter(self.save, fps or frame.fps or 30.0,
+                                                                    (width, height)))
+            elif (width, height) != self.writer.size:
+                raise _size_changed(self.writer, frame.index, (width, height))
+            drawn = self.annotator.annotate(frame.image, result) if self.annotator is not None else frame.image
+            self.writer.write(drawn)
+        if self.isolate_dir is not None:
+            self.cutouts += save_track_cutouts(result, self.isolate_dir, frame.index)
+        self.count += 1
+        return result
+
+    def report(self, source: FrameSource, seconds: float, video: Path | None,
+               partial_frames: int | None = None) -> VideoReport:
+        return VideoReport(str(source.name), self.count, source.frames_read, source.frames_dropped,
+                           source.frames_corrupt, source.reconnects, seconds, len(self.track_ids), video, self.cutouts,
+                           partial_frames)
+
+    def finish_video(self) -> Path | None:
+        """The annotated video, finished and checked (`stack` does it; again here only tells): where it was kept,
+        or None when there is none (no frame written, or it failed). After a run stopped early, what was written."""
+        return self.writer.close() if self.writer is not None else None
+
+
+def process_video(segmenter: Segmenter, source: Any, *, tracker: AnyTracker | None = None,
                   annotator: Annotator | None = None, save: str | Path | None = None,
                   isolate_dir: str | Path | None = None, progress: bool = True,
                   on_result: Callable[[Frame, Results], None] | None = None, **source_options: Any) -> VideoReport:
@@ -109,44 +159,26 @@ def process_video(segmenter: Segmenter, source: Any, *, tracker: Tracker | None 
     if save is not None and isinstance(source, (str, os.PathLike)) and same_file(save, source):
         # the annotated video would be renamed over the one being read: the user's original, gone
         raise OutputError(f"cannot write {save}: it is the video being read; give another name")
-    writer: VideoWriter | None = None
-    count = cutouts = 0
-    track_ids: set[int] = set()
-
-    def report(seconds: float, video: Path | None, partial_frames: int | None = None) -> VideoReport:
-        return VideoReport(str(frames.name), count, frames.frames_read, frames.frames_dropped, frames.frames_corrupt,
-                           frames.reconnects, seconds, len(track_ids), video, cutouts, partial_frames)
-
+    outputs: VideoOutputs | None = None
     try:
         with ExitStack() as stack:
             frames = stack.enter_context(open_source(source, **source_options))
+            outputs = VideoOutputs(stack, tracker=tracker, annotator=annotator, save=save, isolate_dir=isolate_dir)
             # a file announces its frame count (a bar with a total); a camera or stream runs open-ended
             total = frames.frame_count if not frames.live else None
             bar = stack.enter_context(Progress(total or 0, "frames", enabled=progress, unit="fps"))
             start = time.perf_counter()
             for frame, result in segmenter.stream_frames(frames):
-                if tracker is not None:
-                    result = tracker.update(result)
-                    track_ids.update(result.boxes.id.tolist() if result.boxes.id is not None else ())
-                if save is not None:
-                    height, width = frame.image.shape[:2]
-                    if writer is None:  # the size is known for certain only once a frame is here
-                        fps = frames.fps or frame.fps or 30.0
-                        writer = stack.enter_context(VideoWriter(save, fps, (width, height)))
-                    elif (width, height) != writer.size:
-                        raise _size_changed(writer, frame.index, (width, height))
-                    writer.write(annotator.annotate(frame.image, result) if annotator is not None else frame.image)
-                if isolate_dir is not None:
-                    cutouts += save_track_cutouts(result, Path(isolate_dir), frame.index)
+                result = outputs.add(frame, result, frames.fps)
                 if on_result is not None:
                     on_result(frame, result)
-                count += 1
                 bar.update(note=f"{frames.frames_dropped} dropped" if frames.live else "")
             seconds = time.perf_counter() - start
     except BaseException:
         # the stack has finished and checked the video by now; closing again only tells whether it was kept
-        kept = writer.close() if writer is not None else None
+        kept = outputs.finish_video() if outputs is not None else None
         if kept is not None:
-            log.warning("%s", report(time.perf_counter() - start, kept, writer.frames_written).format())
+            log.warning("%s", outputs.report(frames, time.perf_counter() - start, kept,
+                                             outputs.writer.frames_written).format())
         raise
-    return report(seconds, Path(save) if save is not None and count else None)
+    return outputs.report(frames, seconds, Path(save) if save is not None and outputs.count else None)

@@ -233,3 +233,19 @@ def panning_frames(width: int, height: int, objects: int, frames: int, seed: int
     canvas = make_scene(width + dx * frames, height + dy * frames, objects, seed).image
     for t in range(frames):
         yield np.ascontiguousarray(canvas[dy * t : dy * t + height, dx * t : dx * t + width])
+
+
+def shape_outline(kind: int, cx: float, cy: float, radius: float, theta: float,
+                  seed: int | np.random.Generator = 0) -> np.ndarray:
+    """The (n, 2) float64 vertices of a shape of class `kind` (an index into NAMES) as make_scene draws it, centred
+    at (cx, cy) and turned by theta radians. A circle's ellipticity and a rectangle's sides come from `seed`: the same
+    seed gives the same shape wherever it is drawn, so a moving object keeps its shape from frame to frame."""
+    if not 0 <= kind < len(NAMES):
+        raise ConfigError(f"kind must be a class index 0-{len(NAMES) - 1} ({', '.join(NAMES)}), got {kind!r}")
+    return _polygon(int(kind), cx, cy, radius, theta, np.random.default_rng(seed))
+
+
+def background(width: int, height: int, seed: int | np.random.Generator = 0) -> np.ndarray:
+    """A (height, width, 3) uint8 BGR background as make_scene draws one: flat, gradient or blurred noise, with
+    pixel noise."""
+    return _background(width, height, np.random.default_rng(seed))

@@ -31,7 +31,8 @@ class Frame:
     frames); `source` the file, camera or stream it came from; `pos_ms` its time in the video, or for live and
     pushed frames the time since the source opened; `fps` of the source when known; `path` the image or video file
     (or stream URL) it was read from, what Results.path holds; None for arrays, cameras and pushed frames, whose
-    Results the Segmenter names image0.jpg, image1.jpg, ... as Ultralytics does."""
+    Results the Segmenter names image0.jpg, image1.jpg, ... as Ultralytics does. `stream`: which of several
+    sources read together it came from (0 for a single source)."""
 
     image: np.ndarray
     index: int
@@ -39,6 +40,7 @@ class Frame:
     pos_ms: float | None = None
     fps: float | None = None
     path: str | None = None
+    stream: int = 0
 
 
 class FrameSource:

@@ -56,6 +56,30 @@ class Letterbox:
         return out
 
 
+def content_box(input_shape: tuple[int, int], src_shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right): where a (src_h, src_w) image lies in a letterboxed (in_h, in_w) network input,
+    recomputed from the two shapes as Ultralytics' scale_masks and scale_coords do."""
+    (h1, w1), (h0, w0) = input_shape, src_shape
+    gain = min(h1 / h0, w1 / w0)
+    new_h, new_w = max(round(h0 * gain), 1), max(round(w0 * gain), 1)
+    top, left = round((h1 - new_h) / 2 - 0.1), round((w1 - new_w) / 2 - 0.1)
+    return top, left, top + new_h, left + new_w
+
+
+def points_to_source(points: np.ndarray, input_shape: tuple[int, int], src_shape: tuple[int, int]) -> np.ndarray:
+    """(K, 2) x, y float32 points in network-input pixels -> source pixels, clipped to the image (new array).
+
+    As Ultralytics' scale_coords on float32 outlines: the padding subtracted, then a division by each axis' gain,
+    both in float32.
+    """
+    (h0, w0) = src_shape
+    top, left, bottom, right = content_box(input_shape, src_shape)
+    out = np.empty((len(points), 2), np.float32)
+    out[:, 0] = ((points[:, 0] - np.float32(left)) / np.float32((right - left) / w0)).clip(0, w0)
+    out[:, 1] = ((points[:, 1] - np.float32(top)) / np.float32((bottom - top) / h0)).clip(0, h0)
+    return out
+
+
 def mask_geometry(proto_shape: tuple[int, int], image_shape: tuple[int, int]) -> tuple[int, tuple[int, int, int, int]]:
     """How Ultralytics' process_mask_native maps prototypes to a source image.
 

@@ -104,6 +104,78 @@ def _masks_in_boxes(protos, coefs, bounds, upsample, crop, out_h, out_w, offsets
                 dst[r * w + c] = 1 if values[r, c] > 0 else 0
 
 
+@kernel("void(uint8[::1], int64[::1], int64[:, ::1], int64[::1], int64, int64, int64[:, ::1], int64[::1], uint8[::1])")
+def _input_masks_to_source(flat, offsets, bounds, crop, out_h, out_w, out_bounds, out_offsets, out):
+    top, left, bottom, right = crop[0], crop[1], crop[2], crop[3]
+    crop_h, crop_w = bottom - top, right - left
+    scale_y = np.float32(crop_h) / np.float32(out_h)
+    scale_x = np.float32(crop_w) / np.float32(out_w)
+    half = np.float32(0.5)
+    for i in range(bounds.shape[0]):
+        x0, y0, x1, y1 = out_bounds[i, 0], out_bounds[i, 1], out_bounds[i, 2], out_bounds[i, 3]
+        h, w = y1 - y0, x1 - x0
+        if h <= 0 or w <= 0:
+            continue
+        rows0, rows1, wrow = np.empty(h, np.int64), np.empty(h, np.int64), np.empty(h, np.float32)
+        cols0, cols1, wcol = np.empty(w, np.int64), np.empty(w, np.int64), np.empty(w, np.float32)
+        _linear_taps(y0, y1, scale_y, crop_h, top, rows0, rows1, wrow)
+        _linear_taps(x0, x1, scale_x, crop_w, left, cols0, cols1, wcol)
+        r_lo, r_hi, c_lo, c_hi = rows0[0], rows1[h - 1] + 1, cols0[0], cols1[w - 1] + 1
+        # the input mask over the taps' window: the object's crop, zero around it
+        window = np.zeros((r_hi - r_lo, c_hi - c_lo), np.float32)
+        bx0, by0, bx1, by1 = bounds[i, 0], bounds[i, 1], bounds[i, 2], bounds[i, 3]
+        for r in range(max(r_lo, by0), min(r_hi, by1)):
+            for c in range(max(c_lo, bx0), min(c_hi, bx1)):
+                window[r - r_lo, c - c_lo] = flat[offsets[i] + (r - by0) * (bx1 - bx0) + c - bx0]
+        values = np.empty((h, w), np.float32)
+        _resample(window, r_lo, c_lo, rows0, rows1, wrow, cols0, cols1, wcol, values)
+        dst = out[out_offsets[i] : out_offsets[i + 1]]
+        for r in range(h):
+            for c in range(w):
+                dst[r * w + c] = 1 if values[r, c] > half else 0
+
+
+def input_masks_to_source(
+    flat: np.ndarray,
+    bounds: np.ndarray,
+    crop: tuple[int, int, int, int],
+    out_shape: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Binary masks in the network's input frame -> the source image's, as Ultralytics brings them there to draw
+    (scale_masks: the letterbox padding cropped, a bilinear resize to the source, > 0.5), each only over the window
+    its crop can reach.
+
+    flat: the N crops laid end to end (box_offsets(bounds)), bounds (N, 4) int64 [x0, y0, x1, y1) in the input
+    frame; crop (top, left, bottom, right): the image's place in the input (letterbox.content_box); out_shape (H, W).
+    Returns (flat uint8 0/1 buffer, offsets (N + 1,), source windows (N, 4) int64 [x0, y0, x1, y1)).
+    """
+    flat = np.ascontiguousarray(flat, dtype=np.uint8)
+    bounds = np.ascontiguousarray(bounds, dtype=np.int64).reshape(-1, 4)
+    offsets = box_offsets(bounds)
+    if len(flat) != offsets[-1]:
+        raise ValueError(f"{len(flat)} mask bytes for boxes holding {offsets[-1]} pixels")
+    out_h, out_w = out_shape
+    top, left, bottom, right = crop
+    if not (0 <= top < bottom and 0 <= left < right) or out_h < 1 or out_w < 1:
+        raise ValueError(f"bad content box {crop} or source shape {out_shape}")
+    windows = np.zeros_like(bounds)
+    # source pixel p reads input taps floor(s * (p + 0.5) - 0.5) and the next one, s = content / source size
+    for axis, (size, start, out_size) in enumerate(((right - left, left, out_w), (bottom - top, top, out_h))):
+        scale = size / out_size
+        low = (bounds[:, axis] - start).clip(0, size)
+        high = (bounds[:, axis + 2] - start).clip(0, size)
+        first = np.floor((low - 0.5) / scale - 0.5).astype(np.int64) - 1
+        stop = np.ceil((high + 0.5) / scale - 0.5).astype(np.int64) + 1
+        reaches = high > low
+        windows[:, axis] = np.where(reaches, first.clip(0, out_size), 0)
+        windows[:, axis + 2] = np.where(reaches, stop.clip(0, out_size), 0)
+    out_offsets = box_offsets(windows)
+    out = np.zeros(int(out_offsets[-1]), np.uint8)
+    _input_masks_to_source(flat, offsets, bounds, np.array(crop, np.int64), int(out_h), int(out_w), windows,
+                           out_offsets, out)
+    return out, out_offsets, windows
+
+
 def check_mask_inputs(protos_shape: tuple[int, ...], coefs_shape: tuple[int, ...], bounds: np.ndarray, upsample: int,
                       crop: tuple[int, int, int, int], out_shape: tuple[int, int]) -> None:
     """Raises ValueError unless masks_in_boxes' arguments (or its GPU twin's) fit together; bounds (N, 4) int64."""

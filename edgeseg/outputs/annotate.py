@@ -130,9 +130,10 @@ class Annotator:
             results.require_host_masks(type(self).__name__)
 
     def colors(self, results: Results) -> np.ndarray:
-        """Colours (N, 3) uint8 of the objects: palette[cls % K], or palette[id % K] with color_by="track"."""
+        """Colours (N, 3) uint8 of the objects: palette[class % K] (the class a voting tracker settled on, else the
+        detector's), or palette[id % K] with color_by="track"."""
         if self.color_by == "class":
-            return self.palette.by_index(results.boxes.cls)
+            return self.palette.by_index(results.boxes.label_cls)
         if results.boxes.id is None:
             raise ConfigError("color_by='track' needs track IDs (results.boxes.id), but these results have none: "
                               "track the frames first, or colour by class")
@@ -155,7 +156,8 @@ class MaskAnnotator(Annotator):
         self.alpha = float(alpha)
 
     def _draw(self, scene: np.ndarray, results: Results) -> None:
-        blend_masks(scene, results.masks.crops, results.masks.origins, self.colors(results), self.alpha)
+        masks = results.masks.to_source()  # type: ignore[union-attr]  # host masks: checked before drawing
+        blend_masks(scene, masks.crops, masks.origins, self.colors(results), self.alpha)
 
 
 class _LineAnnotator(Annotator):
@@ -210,8 +212,9 @@ class LabelAnnotator(Annotator):
         self.show_name = bool(show_name)
 
     def text(self, results: Results, i: int) -> str:
-        """The label of object i ("" when every part is left out: nothing is drawn)."""
-        cls = int(results.boxes.cls[i])
+        """The label of object i ("" when every part is left out: nothing is drawn); its class name is the one a
+        voting tracker settled on (boxes.track_cls), else the detector's."""
+        cls = int(results.boxes.label_cls[i])
         parts = [str(results.names.get(cls, cls))] if self.show_name else []
         if self.show_conf:
             parts.append(f"{results.boxes.conf[i]:.2f}")

@@ -83,6 +83,7 @@ def to_coco(result: Results, image_id: int | None = None,
         image_id = int(stem) if stem.isdigit() else stable_id(name)
     xywh = result.boxes.xyxy.astype(np.float64)
     xywh[:, 2:] -= xywh[:, :2]
+    masks = result.masks.to_source()  # type: ignore[union-attr]  # host masks: checked above
     out = []
     for k in range(len(result)):
         cls = int(result.boxes.cls[k])
@@ -91,7 +92,7 @@ def to_coco(result: Results, image_id: int | None = None,
             "category_id": int(category_ids[cls]) if category_ids is not None else cls,
             "bbox": [round(float(v), 3) for v in xywh[k]],
             "score": round(float(result.boxes.conf[k]), 5),
-            "segmentation": encode_rle(result.masks.crops[k], result.masks.origins[k], result.orig_shape),
+            "segmentation": encode_rle(masks.crops[k], masks.origins[k], result.orig_shape),
             "file_name": name,
         })
     return out

@@ -8,10 +8,16 @@ frame's raster order restricted to it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
 from ..errors import ConfigError
+from ..inputs.letterbox import points_to_source
+
+if TYPE_CHECKING:
+    from ..results import Masks
 
 STRATEGIES = ("largest", "all")
 
@@ -50,6 +56,16 @@ def object_polygon(crop: np.ndarray, origin: tuple[int, int] | np.ndarray, strat
         best = max(range(len(contours)), key=lambda k: (areas[k], len(contours[k]) if areas[k] == 0 else 0, -k))
         return contours[best].astype(np.float32)
     return join_contours(contours).astype(np.float32)
+
+
+def object_outlines(masks: Masks, strategy: str = "all") -> list[np.ndarray]:
+    """Every object's outline (object_polygon) in source pixels: masks in the network's input frame are traced there
+    and scaled to the source as Ultralytics' masks.xy scales them. ConfigError for a bad strategy, even with none."""
+    check_strategy(strategy)
+    outlines = [object_polygon(crop, origin, strategy) for crop, origin in zip(masks.crops, masks.origins, strict=True)]
+    if masks.input_shape is None:
+        return outlines
+    return [points_to_source(p, masks.input_shape, masks.orig_shape) for p in outlines]
 
 
 def _closest_pair(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
@@ -32,8 +33,11 @@ def temporary_file(path: Path, prefix: str, suffix: str) -> tuple[int, Path]:
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
 
 
-def write_bytes(path: str | Path, data: bytes) -> Path:
-    """Writes `data` to `path` so that readers see either the old file or the whole new one."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file to write `path` through: a temporary name beside it, renamed over `path` only when the block
+    ends without an error, so readers see either the old file or the whole new one. On an error the temporary file
+    is removed; an OSError becomes an OutputError naming `path`."""
     path = Path(path)
     try:
         fd, tmp = temporary_file(path, f".{path.name}.", ".tmp")
@@ -41,14 +45,20 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError):
             raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
         raise
-    return path
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Writes `data` to `path` so that readers see either the old file or the whole new one."""
+    with atomic_file(path) as f:
+        f.write(data)
+    return Path(path)
 
 
 def write_image(path: str | Path, image: np.ndarray) -> Path:

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 def object_masks(result: Results, source: str = "mask") -> list[tuple[np.ndarray, np.ndarray]]:
     """(mask crop (h, w) uint8, origin (x0, y0)) of every object: its mask, or its outline filled again."""
     if source == "mask":
-        return list(zip(result.masks.crops, result.masks.origins, strict=True))
+        masks = result.masks.to_source()  # type: ignore[union-attr]  # host masks: checked by the callers
+        return list(zip(masks.crops, masks.origins, strict=True))
     if source != "contour":
         raise ConfigError(f"source must be one of {', '.join(ISOLATE_SOURCES)}, got {source!r}")
     filled = []

@@ -90,3 +90,29 @@ def verbose(result: Results) -> str:
     classes, counts = np.unique(result.boxes.cls, return_counts=True)
     return "".join(f"{n} {_name(result, int(c))}{'s' * (n > 1)}, " for c, n in zip(classes, counts.tolist(),
                                                                                   strict=True))
+
+
+def to_records(result: Results, frame: int | None = None) -> list[dict[str, Any]]:
+    """Flat JSON- and Parquet-ready rows, one per object: source (the image or video path, or null), frame (a video
+    frame's index, or null), object (its index in the result), x1, y1, x2, y2 (source pixels), score, class_id,
+    class_name, track_id and track_class (null unless tracked / voted), mask_height, mask_width and mask_counts (the
+    object's mask at source resolution as COCO compressed RLE, pycocotools' string). Every value a plain Python
+    str, int, float or None, so any table format reads them back."""
+    from .coco import encode_rle
+
+    result.require_host_masks("to_records")
+    boxes, masks = result.boxes, result.masks.to_source()  # type: ignore[union-attr]  # host masks: checked above
+    h, w = result.orig_shape
+    rows = []
+    for i, (x1, y1, x2, y2) in enumerate(boxes.xyxy.tolist()):
+        cls = int(boxes.cls[i])
+        rows.append({
+            "source": result.path, "frame": None if frame is None else int(frame), "object": i,
+            "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": float(boxes.conf[i]), "class_id": cls,
+            "class_name": _name(result, cls),
+            "track_id": None if boxes.id is None else int(boxes.id[i]),
+            "track_class": None if boxes.track_cls is None else int(boxes.track_cls[i]),
+            "mask_height": int(h), "mask_width": int(w),
+            "mask_counts": encode_rle(masks.crops[i], masks.origins[i], (h, w))["counts"],
+        })
+    return rows

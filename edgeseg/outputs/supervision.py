@@ -29,7 +29,8 @@ def to_supervision(result: Results) -> Any:
     result.require_host_masks("to_supervision")
     boxes = result.boxes
     names = np.array([result.names.get(int(c), str(c)) for c in boxes.cls], dtype=str)
-    return sv.Detections(xyxy=boxes.xyxy.copy(), mask=result.masks.data.astype(bool), confidence=boxes.conf.copy(),
+    mask = result.masks.to_source().data.astype(bool)  # type: ignore[union-attr]  # host masks: checked above
+    return sv.Detections(xyxy=boxes.xyxy.copy(), mask=mask, confidence=boxes.conf.copy(),
                          class_id=boxes.cls.copy(), tracker_id=None if boxes.id is None else boxes.id.copy(),
                          data={"class_name": names})
 

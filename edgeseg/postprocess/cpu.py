@@ -104,3 +104,20 @@ def to_source(det: Detections, protos: np.ndarray, letterbox: Letterbox) -> tupl
     masks = Masks(tuple(c for c, k in zip(crops, keep, strict=True) if k), bounds[keep][:, :2].copy(), shape)
     boxes = Boxes(xyxy[keep], det.conf[keep].astype(np.float32), det.cls[keep].astype(np.int64), shape)
     return boxes, masks
+
+
+def to_input_frame(det: Detections, protos: np.ndarray, letterbox: Letterbox) -> tuple[Boxes, Masks]:
+    """Boxes scaled to the source image, masks left in the network's input frame: Ultralytics' retina_masks=False
+    (process_mask with upsample: the prototypes resized bilinearly to the input, cut to the input-frame box, > 0),
+    each computed inside its box only. As there, objects whose mask is empty are dropped."""
+    frame = letterbox.dst_shape
+    bounds = box_pixels(det.xyxy, frame)
+    flat, offsets = masks_in_boxes(protos, det.coefs, bounds, 1, (0, 0, *protos.shape[1:]), frame)
+    crops = [flat[offsets[k] : offsets[k + 1]].reshape(bounds[k, 3] - bounds[k, 1], bounds[k, 2] - bounds[k, 0])
+             for k in range(len(bounds))]
+    keep = np.array([c.size > 0 and bool(c.any()) for c in crops], np.bool_)
+    masks = Masks(tuple(c for c, k in zip(crops, keep, strict=True) if k), bounds[keep][:, :2].copy(),
+                  letterbox.src_shape, frame)
+    boxes = Boxes(letterbox.boxes_to_source(det.xyxy[keep]), det.conf[keep].astype(np.float32),
+                  det.cls[keep].astype(np.int64), letterbox.src_shape)
+    return boxes, masks

@@ -14,6 +14,9 @@ over; a track is born from a high-score detection nobody took and confirmed when
 
 Each track remembers which detection of the frame it took, so the output is the input indexed by
 those detections: the detector's boxes, scores, classes and masks, never the filter's boxes.
+
+BoT-SORT (botsort.py) is this Tracker with another Kalman state (its `_model`) and tracks moved with the
+camera (its `_compensate`).
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -43,10 +46,14 @@ REMOVED_MEMORY = 1000
 
 TRACKED, LOST, REMOVED = 1, 2, 3
 
+_Config = TypeVar("_Config", bound="_AssociationConfig")
+
 
 @dataclass(frozen=True)
-class TrackerConfig:
-    """ByteTrack settings; the defaults are Ultralytics' (edgeseg/configs/bytetrack.yaml)."""
+class _AssociationConfig:
+    """The settings ByteTrack and BoT-SORT share, checked alike. `TRACKER_TYPE` is the tracker_type their files name."""
+
+    TRACKER_TYPE: ClassVar[str]
 
     track_high_thresh: float = 0.25  # detections at or above this take part in the first association
     track_low_thresh: float = 0.1  # detections above this (and below the high one) in the second
@@ -71,18 +78,26 @@ class TrackerConfig:
             raise ConfigError(f"fuse_score must be true or false, got {self.fuse_score!r}")
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "tracker config") -> TrackerConfig:
-        """From a YAML mapping; unknown keys are an error. `tracker_type`, as in Ultralytics' files, must be
-        bytetrack."""
+    def from_mapping(cls: type[_Config], data: Mapping[str, Any] | None, where: str = "tracker config") -> _Config:
+        """From a YAML mapping; unknown keys are an error. `tracker_type`, as in Ultralytics' files, must be the
+        class's own (bytetrack for a TrackerConfig)."""
         if data is None:
             return cls()
         if not isinstance(data, Mapping):
             raise ConfigError(f"{where} must be a mapping of settings, got {type(data).__name__}")
         data = dict(data)
-        kind = data.pop("tracker_type", "bytetrack")
-        if kind != "bytetrack":
-            raise ConfigError(f"{where}: tracker_type must be bytetrack, the only tracker edgeseg has, got {kind!r}")
+        kind = data.pop("tracker_type", cls.TRACKER_TYPE)
+        if kind != cls.TRACKER_TYPE:
+            raise ConfigError(f"{where}: tracker_type must be {cls.TRACKER_TYPE} for a {cls.__name__}, got {kind!r} "
+                              "(load_tracker_config reads bytetrack files, botsort.load_botsort_config botsort files)")
         return settings_from_mapping(cls, data, where)
+
+
+@dataclass(frozen=True)
+class TrackerConfig(_AssociationConfig):
+    """ByteTrack settings; the defaults are Ultralytics' (edgeseg/configs/bytetrack.yaml)."""
+
+    TRACKER_TYPE: ClassVar[str] = "bytetrack"
 
 
 def load_tracker_config(path: str | Path) -> TrackerConfig:
@@ -100,6 +115,18 @@ class _Track:
     def __init__(self, track_id: int, mean: np.ndarray, cov: np.ndarray, det: int, frame: int, confirmed: bool):
         self.id, self.mean, self.cov, self.det = track_id, mean, cov, det
         self.state, self.confirmed, self.frame, self.start = TRACKED, confirmed, frame, frame
+
+
+@dataclass(frozen=True)
+class _StateModel:
+    """How a tracker's Kalman filter sees boxes: the measurements it takes and its filter functions, over tracks."""
+
+    measure: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # detector xyxy -> (boxes compared, measurements)
+    initiate: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+    predict: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+    update: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+    to_xyxy: Callable[[np.ndarray], np.ndarray]  # states (N, 8) -> boxes (N, 4) float32
+    still_when_lost: tuple[int, ...]  # the velocities set to 0 while a track is out of sight
 
 
 def _assign(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -133,6 +160,17 @@ def _iou_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 1 - inter / (area_b[None, :] + area_a[:, None] - inter + np.float32(1e-7))
 
 
+def _measurements(xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Detector boxes (N, 4) float32 -> the boxes the tracker compares (N, 4) float32 and measurements (cx, cy, a, h)
+    (N, 4) float32. Both pass through top-left/size form in float32, as in Ultralytics, so the ids agree with its."""
+    wh = xyxy[:, 2:] - xyxy[:, :2]
+    top_left = (xyxy[:, :2] + xyxy[:, 2:]) / 2 - wh / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        aspect = wh[:, :1] / wh[:, 1:]
+    xyah = np.concatenate([top_left + wh / 2, aspect, wh[:, 1:]], 1)
+    return np.concatenate([top_left, top_left + wh], 1), xyah
+
+
 def _joint(a: list[_Track], b: list[_Track]) -> list[_Track]:
     ids = {t.id for t in a}
     return a + [t for t in b if t.id not in ids]
@@ -149,12 +187,18 @@ class Tracker:
     `frame_rate` scales the buffer: a lost track is removed after track_buffer * frame_rate / 30 frames.
     """
 
+    # what a subclass (BoT-SORT) changes: its settings, its loader's name for messages, its Kalman state
+    _config_type: ClassVar[type] = TrackerConfig
+    _config_loader: ClassVar[str] = "load_tracker_config"
+    _model: ClassVar[_StateModel] = _StateModel(_measurements, kalman.initiate, kalman.predict, kalman.update,
+                                                kalman.xyah_to_xyxy, still_when_lost=(7,))  # (cx, cy, a, h) states
+
     def __init__(self, config: TrackerConfig | None = None, frame_rate: float = 30):
         if config is None:
-            config = TrackerConfig()
-        if not isinstance(config, TrackerConfig):
-            raise ConfigError(f"config must be a TrackerConfig (load_tracker_config reads a YAML file), "
-                              f"got {type(config).__name__}")
+            config = self._config_type()
+        if not isinstance(config, self._config_type):
+            raise ConfigError(f"config must be a {self._config_type.__name__} ({self._config_loader} reads a YAML "
+                              f"file), got {type(config).__name__}")
         if isinstance(frame_rate, bool) or not isinstance(frame_rate, (int, float)) or not frame_rate > 0:
             raise ConfigError(f"frame_rate must be a positive number of frames per second, got {frame_rate!r}")
         self.config = config
@@ -177,7 +221,7 @@ class Tracker:
             raise TypeError(f"Tracker.update takes one frame's Results, got {type(results).__name__}")
         start = time.perf_counter()
         self.frame += 1
-        det_xyxy, det_xyah = _measurements(results.boxes.xyxy)
+        det_xyxy, measured = self._model.measure(results.boxes.xyxy)
         conf = results.boxes.conf
         size = results.boxes.xyxy[:, 2:] - results.boxes.xyxy[:, :2]
         valid = (size[:, 0] > 0) & (size[:, 1] > 0)  # an empty box has no aspect: never tracked
@@ -188,6 +232,7 @@ class Tracker:
         unconfirmed = [t for t in self._tracked if not t.confirmed]
         pool = _joint([t for t in self._tracked if t.confirmed], self._lost)
         self._predict(pool)
+        self._compensate(pool + unconfirmed, results)
         taken: list[tuple[_Track, int]] = []  # (track, detection) pairs; the filter is corrected once, at the end
         activated: list[_Track] = []
         refound: list[_Track] = []
@@ -221,10 +266,10 @@ class Tracker:
         for i in left_unconfirmed:
             unconfirmed[i].state = REMOVED
             removed.append(unconfirmed[i])
-        self._correct(taken, det_xyah)
+        self._correct(taken, measured)
         # 4. new tracks from the high-score detections nobody took
         born = high[left_high][conf[high[left_high]] >= cfg.new_track_thresh]
-        means, covs = kalman.initiate(det_xyah[born])
+        means, covs = self._model.initiate(measured[born])
         for det, mean, cov in zip(born, means, covs, strict=True):
             activated.append(_Track(self._next_id, mean, cov, int(det), self.frame, confirmed=self.frame == 1))
             self._next_id += 1
@@ -248,24 +293,30 @@ class Tracker:
             return
         mean = np.stack([t.mean for t in tracks])
         cov = np.stack([t.cov for t in tracks])
-        mean[[t.state != TRACKED for t in tracks], 7] = 0  # a track out of sight stops growing or shrinking
-        mean, cov = kalman.predict(mean, cov)
+        # a track out of sight stops growing or shrinking
+        mean[np.ix_([t.state != TRACKED for t in tracks], self._model.still_when_lost)] = 0
+        mean, cov = self._model.predict(mean, cov)
         for t, m, c in zip(tracks, mean, cov, strict=True):
             t.mean, t.cov = m, c
 
-    def _correct(self, taken: list[tuple[_Track, int]], det_xyah: np.ndarray) -> None:
+    def _compensate(self, tracks: list[_Track], results: Results) -> None:
+        """Moves the tracks with the camera between the last frame and this one; ByteTrack assumes a still camera."""
+
+    def _correct(self, taken: list[tuple[_Track, int]], measured: np.ndarray) -> None:
         if not taken:
             return
-        mean, cov = kalman.update(np.stack([t.mean for t, _ in taken]), np.stack([t.cov for t, _ in taken]),
-                                  det_xyah[[d for _, d in taken]])
+        mean, cov = self._model.update(np.stack([t.mean for t, _ in taken]), np.stack([t.cov for t, _ in taken]),
+                                       measured[[d for _, d in taken]])
         for (t, _), m, c in zip(taken, mean, cov, strict=True):
             t.mean, t.cov = m, c
 
-    @staticmethod
-    def _distance(tracks: list[_Track], det_xyxy: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+    def _boxes(self, tracks: list[_Track]) -> np.ndarray:
+        """The tracks' filtered boxes (N, 4) float32 xyxy."""
+        return self._model.to_xyxy(np.stack([t.mean for t in tracks])) if tracks else np.empty((0, 4), np.float32)
+
+    def _distance(self, tracks: list[_Track], det_xyxy: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
         """(tracks, detections) float32: 1 - IoU, or 1 - IoU * score when scores are given."""
-        boxes = kalman.xyah_to_xyxy(np.stack([t.mean for t in tracks])) if tracks else np.empty((0, 4), np.float32)
-        cost = _iou_distance(boxes, det_xyxy)
+        cost = _iou_distance(self._boxes(tracks), det_xyxy)
         if scores is not None and cost.size:
             cost = 1 - (1 - cost) * scores[None, :]
         return cost
@@ -283,9 +334,9 @@ class Tracker:
         """A tracked and a lost track whose boxes overlap almost entirely are one object: the younger one goes."""
         if not tracked or not lost:
             return tracked, lost
-        box = lambda ts: kalman.xyah_to_xyxy(np.stack([t.mean for t in ts]))  # noqa: E731
         drop_tracked, drop_lost = set(), set()
-        for p, q in zip(*np.nonzero(_iou_distance(box(tracked), box(lost)) < DUPLICATE_THRESH), strict=True):
+        close = _iou_distance(self._boxes(tracked), self._boxes(lost)) < DUPLICATE_THRESH
+        for p, q in zip(*np.nonzero(close), strict=True):
             if tracked[p].frame - tracked[p].start > lost[q].frame - lost[q].start:
                 drop_lost.add(q)
             else:
@@ -293,13 +344,3 @@ class Tracker:
         return ([t for i, t in enumerate(tracked) if i not in drop_tracked],
                 [t for i, t in enumerate(lost) if i not in drop_lost])
 
-
-def _measurements(xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Detector boxes (N, 4) float32 -> the boxes the tracker compares (N, 4) float32 and measurements (cx, cy, a, h)
-    (N, 4) float32. Both pass through top-left/size form in float32, as in Ultralytics, so the ids agree with its."""
-    wh = xyxy[:, 2:] - xyxy[:, :2]
-    top_left = (xyxy[:, :2] + xyxy[:, 2:]) / 2 - wh / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        aspect = wh[:, :1] / wh[:, 1:]
-    xyah = np.concatenate([top_left + wh / 2, aspect, wh[:, 1:]], 1)
-    return np.concatenate([top_left, top_left + wh], 1), xyah

@@ -126,3 +126,34 @@ def test_video_progress_has_a_total_and_one_rate(tmp_path):
     assert done.returncode == 0, done.stderr
     bar = [line for line in done.stderr.splitlines() if line.startswith("frames ")][-1]  # text mode: \r is \n
     assert "12/12" in bar and bar.count("fps") == 1
+
+
+def test_input_frame_masks_from_the_flag_or_the_yaml(named_images, tmp_path):
+    """--no-retina-masks and retina_masks: false give Ultralytics' default path: the same boxes, masks brought to
+    the source for the COCO output (their RLE is of the image's size), and --retina-masks overrides the file."""
+    from edgeseg import Segmenter
+
+    runs = {}
+    config = tmp_path / "small.yaml"
+    config.write_text("retina_masks: false\n")
+    for name, flags in {"source": [], "flag": ["--no-retina-masks"], "yaml": ["--config", config],
+                        "back": ["--config", config, "--retina-masks"]}.items():
+        out = tmp_path / f"{name}.json"
+        done = edgeseg_cli("predict", "--model", DEMO, "--source", named_images, "--quiet", "--save-json", out,
+                           *flags)
+        assert done.returncode == 0, done.stderr
+        runs[name] = json.loads(out.read_text())
+    assert runs["flag"] == runs["yaml"] and runs["back"] == runs["source"] and runs["flag"] != runs["source"]
+    assert [r["bbox"] for r in runs["flag"]] == [r["bbox"] for r in runs["source"]] and len(runs["flag"]) > 6
+    assert all(r["segmentation"]["size"] == [240, 320] for r in runs["flag"])
+    seg = Segmenter(DEMO, retina_masks=False)
+    expected = [record for path in sorted(named_images.iterdir()) for record in seg.predict(path)[0].to_coco()]
+    assert sorted(r["segmentation"]["counts"] for r in runs["flag"]) == sorted(
+        r["segmentation"]["counts"] for r in expected)
+
+
+def test_input_frame_masks_need_the_cpu_path():
+    from edgeseg import PredictConfig
+
+    with pytest.raises(ConfigError, match="retina_masks=False .* runs on the CPU path only"):
+        PredictConfig(retina_masks=False, device="cuda")

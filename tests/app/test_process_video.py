@@ -125,7 +125,8 @@ def test_track_and_predict_commands_on_a_video(video, tmp_path):
 def test_track_command_errors(video, tmp_path):
     done = edgeseg_cli("track", "--model", demo_model_path(), "--source", tmp_path / "none.mp4")
     assert done.returncode == 1 and "edgeseg: error: video not found" in done.stderr
-    done = edgeseg_cli("track", "--model", demo_model_path(), "--source", video, video)
-    assert done.returncode == 1 and "one --source" in done.stderr
+    # two sources are two streams (tests/app/test_streams.py); with them, --save must name a folder
+    done = edgeseg_cli("track", "--model", demo_model_path(), "--source", video, video, "--save", tmp_path / "x.mp4")
+    assert done.returncode == 1 and "edgeseg: error:" in done.stderr and not (tmp_path / "x.mp4").exists()
     done = edgeseg_cli("track", "--model", demo_model_path(), "--source", video, "--save", tmp_path / "x.gif")
     assert done.returncode == 1 and "edgeseg: error:" in done.stderr and not (tmp_path / "x.gif").exists()

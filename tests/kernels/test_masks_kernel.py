@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeseg.inputs.letterbox import Letterbox, box_pixels, mask_geometry
-from edgeseg.kernels.masks import masks_in_boxes
-from edgeseg.postprocess.cpu import Detections, to_source
+from edgeseg.inputs.letterbox import Letterbox, box_pixels, content_box, mask_geometry
+from edgeseg.kernels.masks import input_masks_to_source, masks_in_boxes
+from edgeseg.postprocess.cpu import Detections, to_input_frame, to_source
 from tests.helpers import naive
 from tests.helpers.random_inputs import random_boxes, random_prototypes
 
@@ -218,3 +218,94 @@ def test_to_source_matches_ultralytics_retina_masks():
         np.testing.assert_array_equal(boxes.conf, det.conf[keep])
         np.testing.assert_array_equal(boxes.cls, det.cls[keep])
         np.testing.assert_array_equal(masks.data, ul_masks.numpy()[keep])
+
+
+def test_to_input_frame_matches_ultralytics_default_masks():
+    """to_input_frame against Ultralytics' retina_masks=False: process_mask(upsample=True) in the input frame,
+    scale_boxes, then drop objects whose mask is empty; dynamic (non-square) inputs too."""
+    torch = pytest.importorskip("torch")
+    from ultralytics.utils.ops import process_mask, scale_boxes
+
+    rng = np.random.default_rng(5)
+    for shape, imgsz, auto in [((500, 700), (640, 640), False), ((1080, 1920), (640, 640), False),
+                               ((333, 517), (640, 640), True), ((97, 31), (320, 320), False)]:
+        lb = Letterbox.fit(shape, imgsz, auto=auto)
+        protos = random_prototypes(rng, (lb.dst_shape[0] // 4, lb.dst_shape[1] // 4))
+        n = 25
+        xy = rng.uniform(-20, max(lb.dst_shape), (n, 2))
+        xyxy = np.concatenate([xy, xy + rng.uniform(0, 200, (n, 2))], axis=1).astype(np.float32)
+        xyxy[0] = [100, 110, 100, 130]  # zero width: an empty mask, dropped
+        coefs = rng.normal(0, 0.4, (n, 32)).astype(np.float32)
+        det = Detections(xyxy, rng.random(n).astype(np.float32), rng.integers(0, 80, n), coefs)
+        boxes, masks = to_input_frame(det, protos, lb)
+
+        ul_masks = process_mask(torch.from_numpy(protos), torch.from_numpy(coefs), torch.from_numpy(xyxy.copy()),
+                                lb.dst_shape, upsample=True)
+        keep = (ul_masks.amax((-2, -1)) > 0).numpy()
+        assert not keep[0] and keep.sum() > 5
+        ul_boxes = scale_boxes(lb.dst_shape, torch.from_numpy(xyxy.copy()), shape).numpy()[keep]
+        np.testing.assert_array_equal(boxes.xyxy, ul_boxes)
+        assert masks.input_shape == lb.dst_shape and masks.orig_shape == shape
+        np.testing.assert_array_equal(masks.data, ul_masks.numpy()[keep])
+
+
+def source_windows_reference(dense: np.ndarray, crop: tuple[int, int, int, int], out_shape: tuple[int, int]):
+    """Plain NumPy: every whole input-frame mask cropped to the image and resized bilinearly, > 0.5."""
+    top, left, bottom, right = crop
+    return np.stack([naive.resize_bilinear(m[top:bottom, left:right].astype(np.float32), out_shape) > 0.5
+                     for m in dense]).astype(np.uint8) if len(dense) else np.zeros((0, *out_shape), np.uint8)
+
+
+@pytest.mark.parametrize("src_shape, input_shape", [((480, 640), (640, 640)), ((1080, 1920), (640, 640)),
+                                                    ((333, 517), (352, 544)), ((97, 31), (320, 320)),
+                                                    ((640, 640), (640, 640)), ((2000, 30), (640, 640))])
+def test_input_masks_to_source_matches_the_whole_frame_reference(src_shape, input_shape):
+    rng = np.random.default_rng(src_shape[0] + input_shape[1])
+    crop = content_box(input_shape, src_shape)
+    h, w = input_shape
+    bounds, dense = [], np.zeros((12, h, w), np.uint8)
+    for k in range(12):
+        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        x1, y1 = int(rng.integers(x0, min(w, x0 + 200) + 1)), int(rng.integers(y0, min(h, y0 + 200) + 1))
+        if k == 0:
+            x0, y0, x1, y1 = 0, 0, w, h  # the whole frame, padding included
+        dense[k, y0:y1, x0:x1] = rng.random((y1 - y0, x1 - x0)) < 0.7
+        bounds.append((x0, y0, x1, y1))
+    bounds = np.array(bounds, np.int64)
+    flat = np.concatenate([dense[k, y0:y1, x0:x1].ravel() for k, (x0, y0, x1, y1) in enumerate(bounds)])
+    out, offsets, windows = input_masks_to_source(flat, bounds, crop, src_shape)
+    ours = np.zeros((12, *src_shape), np.uint8)
+    for k, (x0, y0, x1, y1) in enumerate(windows):
+        ours[k, y0:y1, x0:x1] = out[offsets[k] : offsets[k + 1]].reshape(y1 - y0, x1 - x0)
+    expected = source_windows_reference(dense, crop, src_shape)
+    np.testing.assert_array_equal(ours, expected)
+    assert expected.any(axis=(1, 2)).sum() >= 2  # real masks (a 2000x30 image leaves most objects in the padding)
+
+
+def test_input_masks_to_source_matches_ultralytics_scale_masks():
+    torch = pytest.importorskip("torch")
+    from ultralytics.utils.ops import scale_masks
+
+    rng = np.random.default_rng(8)
+    for src_shape in [(500, 700), (1080, 1920), (97, 31), (720, 1280)]:
+        dense = (rng.random((4, 640, 640)) < 0.5).astype(np.uint8)
+        bounds = np.array([[0, 0, 640, 640]] * 4, np.int64)
+        out, offsets, windows = input_masks_to_source(dense.reshape(-1), bounds, content_box((640, 640), src_shape),
+                                                      src_shape)
+        assert (windows == [0, 0, src_shape[1], src_shape[0]]).all()
+        expected = (scale_masks(torch.from_numpy(dense)[None].float(), src_shape)[0] > 0.5).numpy()
+        np.testing.assert_array_equal(out.reshape(4, *src_shape), expected.astype(np.uint8))
+
+
+def test_input_masks_to_source_empty_and_bad_arguments():
+    out, offsets, windows = input_masks_to_source(np.zeros(0, np.uint8), np.zeros((0, 4), np.int64),
+                                                  (80, 0, 560, 640), (480, 640))
+    assert out.shape == (0,) and offsets.tolist() == [0] and windows.shape == (0, 4)
+    # an empty crop, and one wholly in the letterbox padding, reach no source pixel
+    out, _, windows = input_masks_to_source(np.ones(40, np.uint8), np.array([[5, 5, 5, 9], [0, 0, 10, 4]]),
+                                            (80, 0, 560, 640), (480, 640))
+    assert ((windows[:, 2] - windows[:, 0]) * (windows[:, 3] - windows[:, 1]) == 0).all() and out.size == 0
+    with pytest.raises(ValueError, match="mask bytes"):
+        input_masks_to_source(np.ones(3, np.uint8), np.array([[0, 0, 2, 2]]), (0, 0, 4, 4), (4, 4))
+    with pytest.raises(ValueError, match="content box"):
+        input_masks_to_source(np.ones(4, np.uint8), np.array([[0, 0, 2, 2]]), (2, 0, 2, 4), (4, 4))

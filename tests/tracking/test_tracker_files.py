@@ -17,7 +17,8 @@ from edgeseg.config import SHIPPED_CONFIGS, shipped_configs
 from edgeseg.tracking import TrackerConfig, load_tracker_config
 from tests.helpers.common import REPO, edgeseg_cli
 
-SHIPPED = ["bytetrack.yaml", "default.yaml"]
+SHIPPED = ["botsort.yaml", "bytetrack.yaml", "default.yaml", "masktrack.yaml"]
+LISTED = r"\(" + ", ".join(SHIPPED) + r"\)"
 
 
 def test_the_files_ship_inside_the_package():
@@ -49,9 +50,9 @@ def test_a_file_of_that_name_here_comes_first(tmp_path, monkeypatch):
 def test_an_unknown_bare_name_lists_the_shipped_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for load in (load_tracker_config, load_config):
-        with pytest.raises(ConfigError, match=r"botsort.yaml is neither a file here nor one shipped with edgeseg "
-                                              r"\(bytetrack.yaml, default.yaml\)") as error:
-            load("botsort.yaml")
+        with pytest.raises(ConfigError, match=r"ocsort.yaml is neither a file here nor one shipped with edgeseg "
+                                              + LISTED) as error:
+            load("ocsort.yaml")
         assert "\n" not in str(error.value)
 
 
@@ -90,5 +91,5 @@ def test_the_command_takes_a_bare_config_name(tmp_path):
     assert done.returncode == 0, done.stderr
     done = edgeseg_cli("predict", "--model", demo_model_path(), "--source", image, "--config", "nothing.yaml",
                        cwd=tmp_path)
-    assert done.returncode == 1 and "shipped with edgeseg (bytetrack.yaml, default.yaml)" in done.stderr
+    assert done.returncode == 1 and f"shipped with edgeseg ({', '.join(SHIPPED)})" in done.stderr
     assert len(done.stderr.splitlines()) == 1

@@ -1,0 +1,389 @@
+"""MaskTracker: ByteTrack that keeps one identity per object when the detector hesitates between classes.
+
+    tracker = MaskTracker(load_masktrack_config("masktrack.yaml"))   # shipped in edgeseg/configs; or a path
+    for r in seg(frames):
+        r = tracker.update(r)      # the detections that belong to a track, with r.boxes.id and r.boxes.track_cls
+        r.boxes.track_cls          # (N,) int64, the class each track settled on; r.boxes.cls stays the detector's
+
+A detector that cannot decide between two classes (a circle or a hexagon) keeps two boxes for one object after
+class-aware NMS, one per class, with scores that swap from frame to frame; ByteTrack then follows two tracks and the
+object's identity flips between them. MaskTracker keeps ByteTrack's association (Kalman prediction; tracked and lost
+tracks matched to the high-score detections, the tracks left over to the low-score ones, tracks born in the last
+frame confirmed by a second match, a lost-track buffer) and changes this:
+  - detections of different classes that cover the same object (box IoU >= merge_box_iou and mask IoU >=
+    merge_mask_iou) are one candidate, represented by the best-scoring of them; the others are not output;
+  - tracks and detections are compared by (1 - mask_weight) * box IoU + mask_weight * mask IoU, the mask being the
+    track's last full view moved by the motion the filter predicts: masks tell apart two crossing objects whose boxes
+    overlap. Mask IoU is computed only where the boxes overlap, on the crops (see overlap.py);
+  - each track votes on its class: per class, a sum of the scores of the detections it took (every class of a merged
+    group), multiplied by class_decay at each detection; the class with the largest sum is boxes.track_cls;
+  - a detection whose mask is far smaller (or larger) than its track's usual one is a partial view, an object going
+    behind another or out of the frame: it is output with its track but moves neither the filter nor the kept mask,
+    so that the track's velocity and size survive the occlusion;
+  - lost tracks get a second chance before new tracks are born: matched to the high-score candidates left over by
+    the IoU of boxes grown by recover_expand (an object coming out from behind another is seen in part at first,
+    often with a low score, and its prediction has drifted);
+  - a tracked and a lost track whose boxes coincide are one object only if they were never seen in the same frame
+    (ByteTrack drops one of them: the object hidden behind another when two cross).
+The output is the input indexed by the detections tracks took: the detector's boxes, scores, classes and masks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import find_settings_file, read_yaml, settings_from_mapping
+from ..errors import ConfigError
+from ..results import Results
+from . import kalman
+from .bytetrack import _assign, _iou_distance, _measurements
+from .overlap import crop_rects, duplicate_owners, mask_areas, pair_mask_iou
+
+# ByteTrack's fixed thresholds (as in bytetrack.py): the second (low-score) association, the association of tracks
+# born in the last frame, the IoU distance below which a tracked and a lost track are one object, and how many removed
+# tracks are remembered.
+LOW_SCORE_MATCH_THRESH = 0.5
+UNCONFIRMED_MATCH_THRESH = 0.7
+DUPLICATE_THRESH = 0.15
+REMOVED_MEMORY = 1000
+
+TRACKED, LOST, REMOVED = 1, 2, 3
+
+
+@dataclass(frozen=True)
+class MaskTrackConfig:
+    """MaskTracker settings (edgeseg/configs/masktrack.yaml): ByteTrack's, with Ultralytics' defaults, and the merge,
+    mask and class-vote settings."""
+
+    track_high_thresh: float = 0.25  # detections at or above this take part in the first association
+    track_low_thresh: float = 0.1  # detections above this (and below the high one) in the second
+    new_track_thresh: float = 0.25  # an unmatched high-score candidate at or above this starts a track
+    track_buffer: int = 30  # frames (at 30 fps) a lost track waits to be found again
+    match_thresh: float = 0.8  # the largest (fused) distance 1 - similarity of a first-association match
+    fuse_score: bool = True  # first association: distance 1 - similarity * score instead of 1 - similarity
+    mask_weight: float = 0.5  # similarity = (1 - mask_weight) * box IoU + mask_weight * mask IoU
+    merge_box_iou: float = 0.5  # detections of different classes overlapping this much (box IoU) ...
+    merge_mask_iou: float = 0.5  # ... and this much (mask IoU) are one object
+    class_decay: float = 0.9  # a track's class votes are multiplied by this at each detection it takes
+    # a detection whose mask area is below this fraction of its track's usual area (or above its inverse) is a partial
+    # view (the object half hidden or half out of the frame, or two objects seen as one): output with its track, it
+    # moves neither the filter nor the track's mask
+    partial_area: float = 0.6
+    recover_expand: float = 0.5  # lost tracks found again: boxes grown by this fraction of their size on each side
+    recover_thresh: float = 0.7  # ... and matched at a distance 1 - similarity below this
+
+    def __post_init__(self) -> None:
+        for name in ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh", "mask_weight",
+                     "merge_box_iou", "merge_mask_iou", "class_decay", "partial_area", "recover_expand",
+                     "recover_thresh"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if self.track_low_thresh > self.track_high_thresh:
+            raise ConfigError(f"track_low_thresh ({self.track_low_thresh}) must not be above track_high_thresh "
+                              f"({self.track_high_thresh})")
+        buffer = self.track_buffer
+        if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0:
+            raise ConfigError(f"track_buffer must be a non-negative number of frames, got {buffer!r}")
+        if not isinstance(self.fuse_score, bool):
+            raise ConfigError(f"fuse_score must be true or false, got {self.fuse_score!r}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "tracker config") -> MaskTrackConfig:
+        """From a YAML mapping; unknown keys are an error. `tracker_type`, when given, must be masktrack."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where} must be a mapping of settings, got {type(data).__name__}")
+        data = dict(data)
+        kind = data.pop("tracker_type", "masktrack")
+        if kind != "masktrack":
+            raise ConfigError(f"{where}: tracker_type must be masktrack for a MaskTrackConfig, got {kind!r}")
+        return settings_from_mapping(cls, data, where)
+
+
+def load_masktrack_config(path: str | Path) -> MaskTrackConfig:
+    """Reads a YAML MaskTracker file: a path, or the bare name of a file shipped in edgeseg/configs
+    ("masktrack.yaml"). Unknown keys are an error."""
+    path = find_settings_file(path, "tracker config")
+    return MaskTrackConfig.from_mapping(read_yaml(path, "tracker config"), where=str(path))
+
+
+class _Track:
+    """One track's state. `det` is the detection it took in its last frame; crop/origin/area the mask of its last
+    full view, `anchor` the centre (x, y) of that detection's box (the mask moves with the filter's centre from
+    there); `usual_area` a running mean of the mask areas of its full views; `votes` class -> decayed score sum."""
+
+    __slots__ = ("id", "state", "confirmed", "mean", "cov", "det", "frame", "start", "crop", "origin", "area",
+                 "anchor", "usual_area", "votes")
+
+    def __init__(self, track_id: int, mean: np.ndarray, cov: np.ndarray, frame: int, confirmed: bool):
+        self.id, self.mean, self.cov = track_id, mean, cov
+        self.state, self.confirmed, self.frame, self.start = TRACKED, confirmed, frame, frame
+        self.usual_area = 0.0  # none yet
+        self.votes: dict[int, float] = {}
+
+    @property
+    def cls(self) -> int:
+        """The class with the most votes (the smallest such class on a tie)."""
+        return max(sorted(self.votes), key=self.votes.__getitem__)
+
+
+class _Frame:
+    """One frame's detections as the tracker compares them: boxes, masks and, per candidate, the classes and scores
+    of the detections it stands for."""
+
+    def __init__(self, results: Results, cfg: MaskTrackConfig):
+        boxes = results.boxes
+        self.xyxy, self.xyah = _measurements(boxes.xyxy)
+        self.conf, self.cls = boxes.conf, boxes.cls
+        self.crops = results.masks.crops
+        self.rects = crop_rects(self.crops, results.masks.origins)
+        self.areas = mask_areas(self.crops)
+        self.centres = (self.xyxy[:, :2].astype(np.float64) + self.xyxy[:, 2:]) / 2  # of the boxes, (x, y)
+        self.cls_list, self.conf_list = self.cls.tolist(), self.conf.tolist()
+        size = boxes.xyxy[:, 2:] - boxes.xyxy[:, :2]
+        valid = (size[:, 0] > 0) & (size[:, 1] > 0) & (self.conf > cfg.track_low_thresh)  # an empty box: never tracked
+        pool = np.flatnonzero(valid)
+        owner = pool.copy()
+        if len(pool) > 1:
+            box_iou = 1 - _iou_distance(self.xyxy[pool], self.xyxy[pool])
+            local = duplicate_owners(box_iou, self.cls[pool], self.conf[pool], [self.crops[i] for i in pool],
+                                     self.rects[pool], self.areas[pool], cfg.merge_box_iou, cfg.merge_mask_iou)
+            owner = pool[local]
+        self.candidates = pool[owner == pool]  # ascending detection indices
+        self.members: dict[int, list[int]] = {}  # a candidate that stands for others -> all of its group
+        for k in np.flatnonzero(owner != pool).tolist():
+            self.members.setdefault(int(owner[k]), [int(owner[k])]).append(int(pool[k]))
+
+
+class MaskTracker:
+    """ByteTrack with merged class duplicates, mask IoU and a class vote over a video's Results; one MaskTracker per
+    video (or call reset() between videos). The public API is Tracker's.
+
+    `frame_rate` scales the buffer: a lost track is removed after track_buffer * frame_rate / 30 frames.
+    """
+
+    def __init__(self, config: MaskTrackConfig | None = None, frame_rate: float = 30):
+        if config is None:
+            config = MaskTrackConfig()
+        if not isinstance(config, MaskTrackConfig):
+            raise ConfigError(f"config must be a MaskTrackConfig (load_masktrack_config reads a YAML file), "
+                              f"got {type(config).__name__}")
+        if isinstance(frame_rate, bool) or not isinstance(frame_rate, (int, float)) or not frame_rate > 0:
+            raise ConfigError(f"frame_rate must be a positive number of frames per second, got {frame_rate!r}")
+        self.config = config
+        self.frame_rate = frame_rate
+        self.max_frames_lost = int(frame_rate / 30.0 * config.track_buffer)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forgets every track; ids start at 1 again."""
+        self.frame = 0
+        self._next_id = 1
+        self._tracked: list[_Track] = []  # state TRACKED, confirmed or born in the last frame
+        self._lost: list[_Track] = []
+        self._removed_ids: deque[int] = deque(maxlen=REMOVED_MEMORY)
+
+    def update(self, results: Results) -> Results:
+        """The next frame's detections -> a new Results of those that stand for a track, in detection order, with
+        boxes.id and boxes.track_cls (N,) int64. Boxes, scores, classes and masks are the input's; the input is not
+        changed. ConfigError for masks left on the GPU: call results.to_host() first."""
+        if not isinstance(results, Results):
+            raise TypeError(f"MaskTracker.update takes one frame's Results, got {type(results).__name__}")
+        results.require_host_masks("MaskTracker")
+        start = time.perf_counter()
+        self.frame += 1
+        cfg = self.config
+        frame = _Frame(results, cfg)
+        conf = frame.conf
+        high = frame.candidates[conf[frame.candidates] >= cfg.track_high_thresh]
+        low = frame.candidates[conf[frame.candidates] < cfg.track_high_thresh]
+
+        unconfirmed = [t for t in self._tracked if not t.confirmed]
+        pool = _joint([t for t in self._tracked if t.confirmed], self._lost)
+        self._predict(pool)
+        taken: list[tuple[_Track, int]] = []  # (track, detection); the filter and the masks are updated at the end
+        activated: list[_Track] = []
+        refound: list[_Track] = []
+        lost: list[_Track] = []
+        removed: list[_Track] = []
+
+        def take(track: _Track, det: int) -> None:
+            (activated if track.state == TRACKED else refound).append(track)
+            track.state, track.confirmed, track.frame, track.det = TRACKED, True, self.frame, int(det)
+            taken.append((track, int(det)))
+
+        # 1. tracked and lost tracks with the high-score candidates
+        cost = self._distance(pool, frame, high, cfg.fuse_score)
+        matches, left_tracks, left_high = _assign(cost, cfg.match_thresh)
+        for i, j in matches:
+            take(pool[i], high[j])
+        # 2. tracked tracks left over with the low-score candidates, without the score
+        remaining = [pool[i] for i in left_tracks if pool[i].state == TRACKED]
+        matches, left_tracks, _ = _assign(self._distance(remaining, frame, low), LOW_SCORE_MATCH_THRESH)
+        for i, j in matches:
+            take(remaining[i], low[j])
+        for i in left_tracks:
+            remaining[i].state = LOST
+            lost.append(remaining[i])
+        high = high[left_high]
+        # 3. lost tracks with the high-score candidates left over, by grown boxes: an object coming out from behind
+        # another is seen first in part, often with a low score, and its track's prediction has drifted
+        waiting = [t for t in pool if t.state == LOST]
+        cost = self._distance(waiting, frame, high, expand=cfg.recover_expand, masks=False)
+        matches, _, left_high = _assign(cost, cfg.recover_thresh)
+        for i, j in matches:
+            take(waiting[i], high[j])
+        high = high[left_high]
+        # 4. tracks born in the last frame with the high-score candidates left over; unmatched, they go
+        cost = self._distance(unconfirmed, frame, high, cfg.fuse_score)
+        matches, left_unconfirmed, left_high = _assign(cost, UNCONFIRMED_MATCH_THRESH)
+        for i, j in matches:
+            take(unconfirmed[i], high[j])
+        for i in left_unconfirmed:
+            unconfirmed[i].state = REMOVED
+            removed.append(unconfirmed[i])
+        # 5. new tracks from the high-score candidates nobody took
+        born = high[left_high][conf[high[left_high]] >= cfg.new_track_thresh]
+        means, covs = kalman.initiate(frame.xyah[born])
+        for det, mean, cov in zip(born, means, covs, strict=True):
+            track = _Track(self._next_id, mean, cov, self.frame, confirmed=self.frame == 1)
+            self._next_id += 1
+            track.det = int(det)
+            activated.append(track)
+            self._observe(track, frame, int(det))
+        self._correct(taken, frame)
+        # 6. lost tracks not seen for too long
+        for track in self._lost:
+            if self.frame - track.frame > self.max_frames_lost:
+                track.state = REMOVED
+                removed.append(track)
+        self._merge(activated, refound, lost, removed)
+
+        shown = [t for t in self._tracked if t.confirmed]
+        dets = np.array([t.det for t in shown], np.int64)
+        order = np.argsort(dets, kind="stable")
+        out = results[dets[order]]
+        boxes = dataclasses.replace(out.boxes, id=np.array([shown[k].id for k in order], np.int64),
+                                    track_cls=np.array([shown[k].cls for k in order], np.int64))
+        speed = {**results.speed, "track": (time.perf_counter() - start) * 1e3}
+        return Results(out.orig_img, out.path, out.names, boxes, out.masks, speed)
+
+    def _observe(self, track: _Track, frame: _Frame, det: int, full: bool = True) -> None:
+        """The track took candidate `det`: it votes for the classes of the detections it stands for, each with its
+        score, and keeps the mask of a full view."""
+        if full:
+            track.crop, track.origin, track.area = frame.crops[det], frame.rects[det, :2], frame.areas[det]
+            track.anchor = frame.centres[det]
+            track.usual_area = 0.7 * track.usual_area + 0.3 * track.area if track.usual_area else float(track.area)
+        decay = self.config.class_decay
+        votes = {c: v * decay for c, v in track.votes.items()}
+        for k in frame.members.get(det, (det,)):
+            c = frame.cls_list[k]
+            votes[c] = votes.get(c, 0.0) + frame.conf_list[k]
+        track.votes = votes
+
+    def _predict(self, tracks: list[_Track]) -> None:
+        if not tracks:
+            return
+        mean = np.stack([t.mean for t in tracks])
+        cov = np.stack([t.cov for t in tracks])
+        mean[[t.state != TRACKED for t in tracks], 7] = 0  # a track out of sight stops growing or shrinking
+        mean, cov = kalman.predict(mean, cov)
+        for t, m, c in zip(tracks, mean, cov, strict=True):
+            t.mean, t.cov = m, c
+
+    def _correct(self, taken: list[tuple[_Track, int]], frame: _Frame) -> None:
+        """Corrects the filter of each track with the detection it took, unless that is a partial view."""
+        ratio = self.config.partial_area
+        full = []
+        for t, d in taken:
+            area = frame.areas[d]
+            is_full = ratio * t.usual_area <= area and ratio * area <= t.usual_area
+            self._observe(t, frame, d, is_full)
+            if is_full:
+                full.append((t, d))
+        if not full:
+            return
+        mean, cov = kalman.update(np.stack([t.mean for t, _ in full]), np.stack([t.cov for t, _ in full]),
+                                  frame.xyah[[d for _, d in full]])
+        for (t, _), m, c in zip(full, mean, cov, strict=True):
+            t.mean, t.cov = m, c
+
+    def _distance(self, tracks: list[_Track], frame: _Frame, dets: np.ndarray, fuse: bool = False,
+                  expand: float = 0.0, masks: bool = True) -> np.ndarray:
+        """(tracks, dets) float32 distance 1 - similarity (* the detection's score when fused), similarity the
+        weighted box and mask IoU of the track's predicted box and moved mask with each detection's (the box IoU
+        alone without `masks`); the boxes grown by `expand` times their width and height on each side first."""
+        if not tracks or not len(dets):
+            return np.ones((len(tracks), len(dets)), np.float32)
+        mean = np.stack([t.mean for t in tracks])
+        similarity = 1 - _iou_distance(_grown(kalman.xyah_to_xyxy(mean), expand), _grown(frame.xyxy[dets], expand))
+        weight = self.config.mask_weight
+        if weight > 0 and masks:
+            rows, cols = np.nonzero(similarity > 0)  # only where the boxes overlap
+            shift = np.round(mean[:, :2] - np.stack([t.anchor for t in tracks])).astype(np.int64)
+            rects = np.stack([t.origin for t in tracks]) + shift
+            rects = np.concatenate([rects, rects + np.array([t.crop.shape[::-1] for t in tracks], np.int64)], 1)
+            masks = np.zeros_like(similarity)
+            masks[rows, cols] = pair_mask_iou([t.crop for t in tracks], rects, np.array([t.area for t in tracks]),
+                                              frame.crops, frame.rects, frame.areas, rows, dets[cols])
+            similarity = (1 - weight) * similarity + weight * masks
+        if fuse:
+            similarity = similarity * frame.conf[dets][None, :]
+        return (1 - similarity).astype(np.float32)
+
+    def _merge(self, activated: list[_Track], refound: list[_Track], lost: list[_Track], removed: list[_Track]) -> None:
+        """The end of a frame, as ByteTrack keeps its lists (see bytetrack.Tracker._merge)."""
+        tracked = _joint(_joint([t for t in self._tracked if t.state == TRACKED], activated), refound)
+        lost_now = _without(self._lost, (t.id for t in tracked)) + lost
+        lost_now = _without(lost_now, self._removed_ids)
+        self._tracked, self._lost = self._drop_duplicates(tracked, lost_now)
+        self._removed_ids.extend(t.id for t in removed)
+
+    @staticmethod
+    def _drop_duplicates(tracked: list[_Track], lost: list[_Track]) -> tuple[list[_Track], list[_Track]]:
+        """A tracked track born after a lost one was last seen, whose box overlaps the lost one's almost entirely, is
+        the same object: the younger one goes. Unlike ByteTrack, two tracks seen in one frame are never one object:
+        the one hidden behind the other when they cross stays."""
+        if not tracked or not lost:
+            return tracked, lost
+        box = lambda ts: kalman.xyah_to_xyxy(np.stack([t.mean for t in ts]))  # noqa: E731
+        drop_tracked, drop_lost = set(), set()
+        for p, q in zip(*np.nonzero(_iou_distance(box(tracked), box(lost)) < DUPLICATE_THRESH), strict=True):
+            if tracked[p].start <= lost[q].frame:
+                continue
+            if tracked[p].frame - tracked[p].start > lost[q].frame - lost[q].start:
+                drop_lost.add(q)
+            else:
+                drop_tracked.add(p)
+        return ([t for i, t in enumerate(tracked) if i not in drop_tracked],
+                [t for i, t in enumerate(lost) if i not in drop_lost])
+
+
+def _grown(xyxy: np.ndarray, expand: float) -> np.ndarray:
+    """Boxes (N, 4) float32 grown by `expand` times their width and height on each side."""
+    if expand == 0:
+        return xyxy
+    margin = (xyxy[:, 2:] - xyxy[:, :2]) * np.float32(expand)
+    return np.concatenate([xyxy[:, :2] - margin, xyxy[:, 2:] + margin], 1)
+
+
+def _joint(a: list[_Track], b: list[_Track]) -> list[_Track]:
+    ids = {t.id for t in a}
+    return a + [t for t in b if t.id not in ids]
+
+
+def _without(a: list[_Track], ids: Any) -> list[_Track]:
+    ids = set(ids)
+    return [t for t in a if t.id not in ids]
