@@ -160,12 +160,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.strftime('%Y-%m-%d')}")
     print("masks: NMS through binary masks in host memory; isolated: NMS through black-background cut-outs of each "
           "object's box in host memory")
-    print(f"{'objects':>7}  {'ends with':<9}  {'runtime':<24}{'mean ms':>9}{'p50 ms':>9}{'p90 ms':>9}"
+    # a space before each number: a slow run (the simulator under load: over 10 s) must not run into its neighbour
+    print(f"{'objects':>7}  {'ends with':<9}  {'runtime':<24} {'mean ms':>9} {'p50 ms':>9} {'p90 ms':>9}"
           f"{'vs edgeseg cuda (p50)':>23}")
     p50 = {(o, e, n): m for o, e, n, _, m, _ in rows}
     for objects, end, name, mean, median, p90 in rows:
         ratio = median / p50[(objects, end, "edgeseg cuda")]
-        print(f"{objects:>7}  {end:<9}  {name:<24}{mean:>9.3f}{median:>9.3f}{p90:>9.3f}{ratio:>22.1f}x")
+        print(f"{objects:>7}  {end:<9}  {name:<24} {mean:>9.3f} {median:>9.3f} {p90:>9.3f}{ratio:>22.1f}x")
     return 0
 
 

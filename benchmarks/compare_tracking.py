@@ -5,9 +5,10 @@ model.track with its two trackers, on seeded synthetic videos with known identit
                                           [--cost-only] [--json out.json]
 
 Each video (tests/helpers/track_scenes.py: hesitation, crossing, enter_leave, pan, still; one frame size per seed)
-is segmented once by edgeseg (Segmenter(model).predict, default settings: class-aware NMS), and every edgeseg tracker
-follows those detections; Ultralytics runs YOLO(model).track(frame, persist=True, tracker=..., conf=0.25, iou=0.7,
-retina_masks=True) frame by frame, its own detector included. Identity metrics are py-motmetrics' (truth and tracks
+is segmented once by edgeseg (Segmenter(model).predict(conf=--conf), class-aware NMS; --conf defaults to 0.1, what
+track() and Ultralytics' model.track run the detector at), and every edgeseg tracker follows those detections;
+Ultralytics runs YOLO(model).track(frame, persist=True, tracker=..., conf=--conf, iou=0.7, retina_masks=True) frame
+by frame, its own detector included. Identity metrics are py-motmetrics' (truth and tracks
 matched at box IoU >= 0.5; tracks on objects hidden below half their area are dropped, as MOTChallenge drops
 distractors). HOTA is not computed: TrackEval is not a dependency of this project.
 
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' video
 
 from edgeseg import Segmenter
 from edgeseg.app import synthetic
+from edgeseg.config import TRACK_CONF
 from edgeseg.results import Boxes, Masks, Results
 from edgeseg.tracking import MaskTracker, Tracker
 from tests.helpers.track_scenes import (
@@ -62,11 +64,11 @@ def edgeseg_trackers() -> dict[str, type]:
 
 
 def evaluate(seg: Segmenter, kind: str, seed: int, size: tuple[int, int], frames: int,
-             ultralytics: bool) -> dict:
+             ultralytics: bool, conf: float) -> dict:
     from tests.helpers.track_scenes import make_track_video
 
     video = make_track_video(kind, seed, *size, frames=frames)
-    detections = [seg.predict(frame)[0] for frame in video.frames]
+    detections = [seg.predict(frame, conf=conf)[0] for frame in video.frames]
     row = {"video": video.name, "objects": video.objects, "frames": len(video),
            "hesitation": hesitation_rate(video, detections), "trackers": {}}
     for name, make in edgeseg_trackers().items():
@@ -74,8 +76,8 @@ def evaluate(seg: Segmenter, kind: str, seed: int, size: tuple[int, int], frames
         row["trackers"][name] = identity_metrics(video, [tracked_of(tracker.update(r)) for r in detections])
     if ultralytics:
         for name in ("bytetrack", "botsort"):
-            row["trackers"][f"ultralytics-{name}"] = identity_metrics(video, ultralytics_tracked(MODEL, video,
-                                                                                                  f"{name}.yaml"))
+            row["trackers"][f"ultralytics-{name}"] = identity_metrics(
+                video, ultralytics_tracked(MODEL, video, f"{name}.yaml", conf))
     row["targets"] = targets(row, video)
     return row
 
@@ -175,6 +177,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--conf", type=float, default=TRACK_CONF,
+                        help=f"the detector's threshold (default {TRACK_CONF}, track's own; 0.25 is predict's)")
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     parser.add_argument("--no-ultralytics", action="store_true", help="edgeseg's trackers only")
     parser.add_argument("--cost-only", action="store_true", help="only the per-frame cost")
@@ -186,7 +190,8 @@ def main() -> None:
         rows = []
         for seed in args.seeds:
             for kind in args.kinds:
-                rows.append(evaluate(seg, kind, seed, SIZES[seed % len(SIZES)], args.frames, not args.no_ultralytics))
+                rows.append(evaluate(seg, kind, seed, SIZES[seed % len(SIZES)], args.frames, not args.no_ultralytics,
+                                     args.conf))
                 print(f"  {rows[-1]['video']} done", file=sys.stderr, flush=True)
         print_table(rows)
         report["videos"] = rows

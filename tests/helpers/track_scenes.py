@@ -352,15 +352,17 @@ def switch_budget(video: TrackVideo) -> float:
     return video.objects / 10 * len(video) / 100
 
 
-def ultralytics_tracked(model: str, video: TrackVideo, tracker: str) -> list[tuple[np.ndarray, np.ndarray]]:
+def ultralytics_tracked(model: str, video: TrackVideo, tracker: str,
+                        conf: float | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(ids, boxes) per frame from Ultralytics' model.track(frame, persist=True) with its tracker file `tracker`
-    ("bytetrack.yaml" or "botsort.yaml"), frame by frame, with the detector's default settings."""
+    ("bytetrack.yaml" or "botsort.yaml"), frame by frame, with the detector's default settings (conf None: track's
+    own default, 0.1)."""
     from ultralytics import YOLO
 
     yolo = YOLO(str(model), task="segment")
     out = []
     for frame in video.frames:
-        boxes = yolo.track(frame, persist=True, tracker=tracker, conf=0.25, iou=0.7, retina_masks=True,
+        boxes = yolo.track(frame, persist=True, tracker=tracker, conf=conf, iou=0.7, retina_masks=True,
                            verbose=False)[0].boxes
         ids = np.zeros(0, np.int64) if boxes.id is None else boxes.id.cpu().numpy().astype(np.int64)
         out.append((ids, boxes.xyxy.cpu().numpy()[: len(ids)] if len(ids) else np.zeros((0, 4), np.float32)))

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from edgeseg import ConfigError
+from edgeseg.config import TRACK_CONF
 from edgeseg.results import Boxes, Masks, Results
 from edgeseg.tracking import Tracker
 from edgeseg.tracking.masktrack import MaskTrackConfig, MaskTracker, load_masktrack_config
@@ -214,7 +215,8 @@ def model_videos(shapes_onnx):
     out = {}
     for kind, seed, width, height in MODEL_VIDEOS:
         video = make_track_video(kind, seed, width, height, frames=FRAMES)
-        out[video.name] = (video, [seg.predict(f)[0] for f in video.frames])
+        # the detector as track() runs it by default, and as Ultralytics' model.track does: conf 0.1
+        out[video.name] = (video, [seg.predict(f, conf=TRACK_CONF)[0] for f in video.frames])
     return out
 
 
@@ -232,10 +234,13 @@ def test_targets_against_bytetrack_on_the_models_detections(model_videos):
         assert ours["idf1"] >= byte["idf1"], (name, ours, byte)
 
 
-def test_half_the_identity_errors_of_ultralytics(model_videos, shapes_onnx):
+@pytest.mark.parametrize("name", [f"{kind}-{seed}" for kind, seed, _, _ in MODEL_VIDEOS])
+def test_half_the_identity_errors_of_ultralytics(model_videos, shapes_onnx, name):
+    """Against Ultralytics' model.track with its default settings (conf 0.1) and either of its trackers, on the
+    first 60 frames of each video (the time Ultralytics takes)."""
     pytest.importorskip("ultralytics")
-    video, detections = model_videos[next(iter(model_videos))]  # the hesitation video, its first 60 frames (time)
-    cut = {name: getattr(video, name)[:60] for name in ("frames", "ids", "boxes", "masks", "ignore")}
+    video, detections = next(v for key, v in model_videos.items() if key.startswith(name))
+    cut = {field: getattr(video, field)[:60] for field in ("frames", "ids", "boxes", "masks", "ignore")}
     video, detections = dataclasses.replace(video, **cut), detections[:60]
     ours = identity_metrics(video, follow(MaskTracker(), detections))
     theirs = {t: identity_metrics(video, ultralytics_tracked(shapes_onnx, video, f"{t}.yaml"))
