@@ -30,6 +30,18 @@ def _linear_taps(out_start, out_stop, scale, in_size, in_offset, index0, index1,
 
 
 @jit
+def _window_taps(x0, y0, x1, y1, scale_y, scale_x, crop):
+    """The bilinear taps of output pixels [y0, y1) x [x0, x1) into the window crop = (top, left, bottom, right) of
+    the input: (rows0, rows1, row weights, cols0, cols1, column weights), indices global."""
+    h, w = y1 - y0, x1 - x0
+    rows0, rows1, wrow = np.empty(h, np.int64), np.empty(h, np.int64), np.empty(h, np.float32)
+    cols0, cols1, wcol = np.empty(w, np.int64), np.empty(w, np.int64), np.empty(w, np.float32)
+    _linear_taps(y0, y1, scale_y, crop[2] - crop[0], crop[0], rows0, rows1, wrow)
+    _linear_taps(x0, x1, scale_x, crop[3] - crop[1], crop[1], cols0, cols1, wcol)
+    return rows0, rows1, wrow, cols0, cols1, wcol
+
+
+@jit
 def _resample(src, src_row0, src_col0, rows0, rows1, wrow, cols0, cols1, wcol, out):
     """out[r, c] = bilinear blend of src at the given (global) taps; src starts at (src_row0, src_col0).
 
@@ -57,8 +69,7 @@ def _resample(src, src_row0, src_col0, rows0, rows1, wrow, cols0, cols1, wcol, o
         "uint8[::1])")
 def _masks_in_boxes(protos, coefs, bounds, upsample, crop, out_h, out_w, offsets, out):
     num_protos, proto_h, proto_w = protos.shape
-    top, left, bottom, right = crop[0], crop[1], crop[2], crop[3]
-    crop_h, crop_w = bottom - top, right - left
+    crop_h, crop_w = crop[2] - crop[0], crop[3] - crop[1]
     scale_y = np.float32(crop_h) / np.float32(out_h)
     scale_x = np.float32(crop_w) / np.float32(out_w)
     scale_up = np.float32(1.0 / upsample)
@@ -68,10 +79,7 @@ def _masks_in_boxes(protos, coefs, bounds, upsample, crop, out_h, out_w, offsets
         if h <= 0 or w <= 0:
             continue
         # stage 2: source pixels -> taps in the (upsampled) prototype grid, crop offset included
-        rows0, rows1, wrow = np.empty(h, np.int64), np.empty(h, np.int64), np.empty(h, np.float32)
-        cols0, cols1, wcol = np.empty(w, np.int64), np.empty(w, np.int64), np.empty(w, np.float32)
-        _linear_taps(y0, y1, scale_y, crop_h, top, rows0, rows1, wrow)
-        _linear_taps(x0, x1, scale_x, crop_w, left, cols0, cols1, wcol)
+        rows0, rows1, wrow, cols0, cols1, wcol = _window_taps(x0, y0, x1, y1, scale_y, scale_x, crop)
         u_r0, u_r1, u_c0, u_c1 = rows0[0], rows1[h - 1] + 1, cols0[0], cols1[w - 1] + 1
         # stage 1 (when upsample > 1): the upsampled window -> taps in the prototype grid
         urows0, urows1, uwrow = (np.empty(u_r1 - u_r0, np.int64), np.empty(u_r1 - u_r0, np.int64),
@@ -106,8 +114,7 @@ def _masks_in_boxes(protos, coefs, bounds, upsample, crop, out_h, out_w, offsets
 
 @kernel("void(uint8[::1], int64[::1], int64[:, ::1], int64[::1], int64, int64, int64[:, ::1], int64[::1], uint8[::1])")
 def _input_masks_to_source(flat, offsets, bounds, crop, out_h, out_w, out_bounds, out_offsets, out):
-    top, left, bottom, right = crop[0], crop[1], crop[2], crop[3]
-    crop_h, crop_w = bottom - top, right - left
+    crop_h, crop_w = crop[2] - crop[0], crop[3] - crop[1]
     scale_y = np.float32(crop_h) / np.float32(out_h)
     scale_x = np.float32(crop_w) / np.float32(out_w)
     half = np.float32(0.5)
@@ -116,10 +123,7 @@ def _input_masks_to_source(flat, offsets, bounds, crop, out_h, out_w, out_bounds
         h, w = y1 - y0, x1 - x0
         if h <= 0 or w <= 0:
             continue
-        rows0, rows1, wrow = np.empty(h, np.int64), np.empty(h, np.int64), np.empty(h, np.float32)
-        cols0, cols1, wcol = np.empty(w, np.int64), np.empty(w, np.int64), np.empty(w, np.float32)
-        _linear_taps(y0, y1, scale_y, crop_h, top, rows0, rows1, wrow)
-        _linear_taps(x0, x1, scale_x, crop_w, left, cols0, cols1, wcol)
+        rows0, rows1, wrow, cols0, cols1, wcol = _window_taps(x0, y0, x1, y1, scale_y, scale_x, crop)
         r_lo, r_hi, c_lo, c_hi = rows0[0], rows1[h - 1] + 1, cols0[0], cols1[w - 1] + 1
         # the input mask over the taps' window: the object's crop, zero around it
         window = np.zeros((r_hi - r_lo, c_hi - c_lo), np.float32)
