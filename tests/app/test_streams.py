@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -24,7 +23,7 @@ from edgeseg.assets import demo_model_path
 from edgeseg.inputs.frames import IterableSource, PushSource
 from edgeseg.outputs.annotate import BoxAnnotator, MaskAnnotator, compose
 from edgeseg.outputs.video_writer import VideoWriter
-from tests.helpers.common import edgeseg_cli
+from tests.helpers.common import edgeseg_cli, read_back
 
 FPS = 12.0
 TRACKER = "bytetrack.yaml"  # Ultralytics' own: fixed settings, whatever becomes of the default tracker file
@@ -45,14 +44,6 @@ def make_videos(folder: Path, spec: dict) -> list[Path]:
     return paths
 
 
-def read_video(path: Path) -> tuple[int, tuple[int, int]]:
-    capture = cv2.VideoCapture(str(path))
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    capture.release()
-    return count, size
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +122,7 @@ def test_one_video_and_one_cutout_folder_per_stream(segmenter, videos, tmp_path)
     for k, (path, stream) in enumerate(zip(videos, report.streams, strict=True)):
         size, n = SHAPED[path.name]
         assert [i for s, i in seen if s == k] == list(range(n))
-        assert read_video(tmp_path / "out" / f"{path.stem}.mp4") == (n, size)
+        assert read_back(tmp_path / "out" / f"{path.stem}.mp4") == (n, size)
         assert stream.name == path.stem and stream.frames == stream.frames_read == n and stream.error is None
         assert stream.video == tmp_path / "out" / f"{path.stem}.mp4"
         folders = list((tmp_path / "cut" / path.stem).iterdir())
@@ -153,7 +144,7 @@ def test_a_bad_source_among_good_ones_is_reported_and_the_others_finish(videos, 
     assert f"{videos[0].stem}: 10 frames at" in done.stdout and f"{videos[1].stem}: 6 frames at" in done.stdout
     assert f"{videos[0].stem} " in done.stderr and " fps" in done.stderr  # the progress line, per stream
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f"{p.stem}.mp4" for p in videos[:2])
-    assert read_video(tmp_path / "out" / f"{videos[1].stem}.mp4") == (6, SHAPED[videos[1].name][0])
+    assert read_back(tmp_path / "out" / f"{videos[1].stem}.mp4") == (6, SHAPED[videos[1].name][0])
     assert sorted(p.name for p in (tmp_path / "cut").iterdir()) == sorted([videos[0].stem, videos[1].stem])
 
 
@@ -204,7 +195,7 @@ def test_ctrl_c_keeps_each_streams_video(segmenter, videos, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         process_streams(segmenter, videos, save_dir=tmp_path, progress=False, on_result=stop_after_twelve)
     for path, n in zip(videos, written, strict=True):
-        assert read_video(tmp_path / f"{path.stem}.mp4") == (n, SHAPED[path.name][0])
+        assert read_back(tmp_path / f"{path.stem}.mp4") == (n, SHAPED[path.name][0])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{p.stem}.mp4" for p in videos)  # no temporaries
 
 
@@ -219,10 +210,10 @@ def test_a_stream_whose_source_or_video_fails_ends_alone(segmenter, videos, tmp_
                                          videos[1]], save_dir=tmp_path, progress=False)
     resized, broken, good = report.streams
     assert "changed size at frame 4" in resized.error and resized.frames == 4
-    assert read_video(tmp_path / "resized.mp4") == (4, (320, 240))  # the frames before the change, kept
+    assert read_back(tmp_path / "resized.mp4") == (4, (320, 240))  # the frames before the change, kept
     assert broken.error == "stopped after 3 frames: RuntimeError: the capture card stopped answering"
-    assert broken.frames == 3 and read_video(broken.video) == (3, (256, 192))  # what it read before is all there
-    assert good.error is None and good.frames == 6 and read_video(good.video)[0] == 6
+    assert broken.frames == 3 and read_back(broken.video) == (3, (256, 192))  # what it read before is all there
+    assert good.error is None and good.frames == 6 and read_back(good.video)[0] == 6
     assert [s.name for s in report.failed] == ["resized", "flaky"]
 
 

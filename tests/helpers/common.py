@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -43,3 +44,14 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 def edgeseg_cli(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The real `edgeseg` command in a subprocess (python -m edgeseg), output captured as text."""
     return subprocess.run([sys.executable, "-m", "edgeseg", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def read_back(path: Path) -> tuple[int, tuple[int, int]]:
+    """A video file's frames decoded one by one, and its (width, height)."""
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    capture.release()
+    return count, size

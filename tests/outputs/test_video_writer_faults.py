@@ -24,19 +24,11 @@ from edgeseg.assets import demo_model_path
 from edgeseg.inputs.frames import PushSource
 from edgeseg.outputs import video_writer
 from edgeseg.outputs.video_writer import CODECS, VideoWriter
+from tests.helpers.common import read_back
 
 FPS = 10.0
 
 
-def read_back(path: Path) -> tuple[int, tuple[int, int]]:
-    """Frames decoded one by one, and (width, height)."""
-    capture = cv2.VideoCapture(str(path))
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    capture.release()
-    return count, size
 
 
 def temporaries(folder: Path) -> list[Path]:
