@@ -37,7 +37,8 @@ DEFAULT_SAVE_DIRS = {"predict": Path("runs/predict"), "track": Path("runs/track"
 
 
 class Segmenter:
-    """Runs a YOLO11-seg (or NMS-in-graph, e.g. YOLO26-seg) model on images: an ONNX file or a TensorRT engine.
+    """Runs a YOLO11-seg (or NMS-in-graph, e.g. YOLO26-seg) model on images: an ONNX file, a TensorRT engine or an
+    OpenVINO IR (backend="openvino" runs an ONNX file on OpenVINO; its device is provider_options.openvino_device).
 
     >>> seg = Segmenter("yolo11n-seg.onnx", conf=0.25)
     >>> for r in seg("images/"):
@@ -68,13 +69,14 @@ class Segmenter:
         device: str = "cpu",
         device_results: bool = False,
         retina_masks: bool = True,
+        backend: str = "auto",
     ):
         cfg = PredictConfig(conf=PredictConfig.conf if conf is None else conf, iou=iou, imgsz=imgsz, max_det=max_det,
                             classes=tuple(classes) if classes is not None and not isinstance(classes, int) else classes,
                             agnostic_nms=agnostic_nms, multi_label=multi_label, batch=batch,
                             providers=providers if isinstance(providers, str) else tuple(providers),
                             provider_options=provider_options, device=device, device_results=device_results,
-                            retina_masks=retina_masks)
+                            retina_masks=retina_masks, backend=backend)
         self._setup(model, cfg)
         self._conf_given = conf is not None
 
@@ -88,7 +90,7 @@ class Segmenter:
     def _setup(self, model: str | Path, cfg: PredictConfig) -> None:
         require_kernels()
         self.config = cfg
-        self.backend: Backend = open_backend(model, cfg.providers, cfg.provider_options)
+        self.backend: Backend = open_backend(model, cfg.providers, cfg.provider_options, cfg.backend)
         self.model_path = Path(model)
         self._gpu: Any = None
         # frames without a file (arrays, cameras, pushed frames) are named image0.jpg, image1.jpg, ... as Ultralytics

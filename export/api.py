@@ -15,7 +15,7 @@ from edgeseg.errors import ConfigError, ExportError
 from .to_onnx import OnnxOptions, check_checkpoint, check_writable, default_output, export_onnx
 from .verify import VerifyReport, verify
 
-FORMATS = ("onnx", "engine")
+FORMATS = ("onnx", "engine", "openvino")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ def export(model: str | Path, format: str = "onnx", *, imgsz: int | tuple[int, i
 
     format "onnx": FP32, FP16 weights (`half`) or a statically quantized INT8 QDQ model (`int8`, calibrated
     on the images of `calib_dir`); "engine": a TensorRT engine built from the ONNX export (FP16 / INT8),
-    which needs TensorRT and an NVIDIA GPU. `verify_after` compares the result with the checkpoint.
+    which needs TensorRT and an NVIDIA GPU; "openvino": an OpenVINO IR converted from the ONNX export (FP32, FP16
+    weights, or INT8 by NNCF calibrated on `calib_dir`) in Ultralytics' name_openvino_model/ folder (or at an `out`
+    ending in .xml). `verify_after` compares the result with the checkpoint.
     """
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -51,9 +53,15 @@ def export(model: str | Path, format: str = "onnx", *, imgsz: int | tuple[int, i
         raise ExportError("TensorRT is not installed, so no engine can be built here: on a machine with an NVIDIA GPU "
                           "`pip install tensorrt` (JetPack brings it on Jetson); or export --format onnx and run it "
                           "with ONNX Runtime's TensorRT provider (--device tensorrt)")
+    if format == "openvino" and importlib.util.find_spec("openvino") is None:
+        raise ExportError("OpenVINO is not installed: pip install 'edgeseg[openvino]' to export IRs")
+    if format == "openvino" and int8 and importlib.util.find_spec("nncf") is None:
+        raise ExportError("INT8 for OpenVINO is quantized by NNCF, which is not installed: pip install nncf")
     size = parse_imgsz(imgsz)
     options = OnnxOptions(imgsz=size, batch=batch, dynamic=dynamic, half=half and format == "onnx",
                           simplify=simplify, opset=opset, nms=nms)
+    if format == "openvino":
+        return _export_openvino(model, options, half, int8, calib_dir, out, verify_after, verify_images)
     suffix = ".engine" if format == "engine" else ".onnx"
     target = Path(out) if out is not None else default_output(model, options, suffix)
     if int8 and out is None:
@@ -88,4 +96,23 @@ def export(model: str | Path, format: str = "onnx", *, imgsz: int | tuple[int, i
     if verify_after:
         precision = "int8" if int8 else "fp16" if half else "fp32"
         report = verify(path, model, verify_images, precision=precision)
+    return ExportResult(path, report)
+
+
+def _export_openvino(model: str | Path, options: OnnxOptions, half: bool, int8: bool, calib_dir: str | Path | None,
+                     out: str | Path | None, verify_after: bool,
+                     verify_images: Iterable[str | Path] | None) -> ExportResult:
+    """The ONNX export (FP32, in a temporary folder), converted to an IR: Ultralytics' folder, or an .xml `out`."""
+    from .to_openvino import default_folder, ir_path, to_openvino
+
+    target = Path(out) if out is not None else default_folder(model, half, int8)
+    check_checkpoint(model)
+    check_writable(ir_path(target, Path(model).stem))
+    onnx_options = OnnxOptions(**{**options.__dict__, "half": False})  # FP16 weights are OpenVINO's compression
+    with tempfile.TemporaryDirectory(prefix="edgeseg-openvino-") as work:
+        onnx_path = export_onnx(model, Path(work) / f"{Path(model).stem}.onnx", onnx_options)
+        path = to_openvino(onnx_path, target, half=half, int8=int8, calib_dir=calib_dir)
+    report = None
+    if verify_after:
+        report = verify(path, model, verify_images, precision="int8" if int8 else "fp16" if half else "fp32")
     return ExportResult(path, report)

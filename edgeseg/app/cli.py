@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..config import TRACK_CONF, PredictConfig, load_config, parse_imgsz
+from ..config import BACKENDS, TRACK_CONF, PredictConfig, load_config, parse_imgsz
 from ..errors import ConfigError, EdgesegError
 from ..integrations import ray as ray_batch  # their commands' parsers; Ray itself is imported only when they run
 from ..integrations import serve as ray_serve
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-json", type=Path, help="write COCO results for all images to this file")
     p.add_argument("--coco-ids", type=Path, metavar="ANNOTATIONS",
                    help="take --save-json's image ids from this COCO ground-truth file, matched by file name")
+    _add_view_options(p, " (a video, camera or stream)")
     _add_output_options(p)
     _add_strict_option(p)
 
@@ -97,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--color-by", choices=("class", "track"), default="track", help="colour objects by track (default)")
     p.add_argument("--show-ids", action=argparse.BooleanOptionalAction, default=True, help="label objects with #id")
     p.add_argument("--isolate-dir", type=Path, help="write each track's cut-outs to DIR/{class}-{id}/{frame}.png")
+    _add_view_options(p)
     _add_output_options(p)
 
     p = commands.add_parser("benchmark", help="per-stage latency on this machine, optionally against Ultralytics",
@@ -113,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objects", type=int, default=20, help="shapes per synthetic scene (default 20)")
     p.add_argument("--providers", default="auto",
                    help="onnxruntime providers, comma-separated: each model runs on each (e.g. cpu,cuda; default auto)")
+    p.add_argument("--backends", default="auto",
+                   help="what runs the network, comma-separated: each model runs on each (auto: by the model file; "
+                        "e.g. onnxruntime,openvino side by side on an .onnx)")
     p.add_argument("--devices", default="cpu",
                    help="where the post-processing runs, comma-separated: cpu and/or cuda (the GPU path; default cpu)")
     p.add_argument("--imgsz", type=parse_imgsz_arg, help="input size: 640 or 480,640 (model's own)")
@@ -133,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "engine, optionally verified against the checkpoint. Needs the export extra: "
                                         "pip install 'edgeseg[export]'.")
     p.add_argument("checkpoint", help="YOLO-seg checkpoint (.pt), e.g. yolo11n-seg.pt (.onnx or .engine with --triton)")
-    p.add_argument("--format", choices=("onnx", "engine"), default="onnx", help="onnx (default) or a TensorRT engine")
+    p.add_argument("--format", choices=("onnx", "engine", "openvino"), default="onnx",
+                   help="onnx (default), a TensorRT engine, or an OpenVINO IR (name_openvino_model/; --half, --int8)")
     p.add_argument("--imgsz", default="640", help="input size: 640 or 480,640 (rounded up to the stride)")
     p.add_argument("--batch", type=int, default=1, help="batch size (the largest one with --dynamic)")
     p.add_argument("--dynamic", action="store_true", help="dynamic batch and input size")
@@ -212,10 +219,14 @@ def _add_model_options(p: argparse.ArgumentParser, source: str = "image files, f
     p.add_argument("--batch", type=int, help="images per network run (dynamic-batch models)")
     device = p.add_mutually_exclusive_group()
     device.add_argument("--device", help="cpu, cuda, cuda:N or tensorrt[:N]: the network's provider; cuda and tensorrt "
-                                         "also run the post-processing on that GPU (numba.cuda)")
+                                         "also run the post-processing on that GPU (numba.cuda); openvino:DEVICE "
+                                         "(CPU, GPU, NPU, AUTO): the OpenVINO backend on that device")
     device.add_argument("--providers", help="onnxruntime providers in order, comma-separated, or auto")
-    p.add_argument("--threads", type=int, help="ONNX Runtime's CPU threads (one per core); fewer leave cores free for "
-                                               "a video's reading, drawing and writing")
+    p.add_argument("--backend", choices=BACKENDS,
+                   help="what runs the network: auto (by the model file: .onnx onnxruntime, .engine tensorrt, .xml or "
+                        "an _openvino_model folder openvino), or onnxruntime, tensorrt, openvino (.onnx too)")
+    p.add_argument("--threads", type=int, help="ONNX Runtime's or OpenVINO's CPU threads (one per core); fewer leave "
+                                               "cores free for a video's reading, drawing and writing")
     p.add_argument("--trt-fp16", action="store_true", default=None,
                    help="onnxruntime's TensorRT provider: allow FP16 kernels")
     p.add_argument("--trt-cache", metavar="DIR",
@@ -226,6 +237,39 @@ def _add_model_options(p: argparse.ArgumentParser, source: str = "image files, f
 def _add_strict_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true",
                    help="stop at the first image that cannot be read (default: skip it, warn, list it at the end)")
+
+
+def _add_view_options(p: argparse.ArgumentParser, what: str = "") -> None:
+    from .view import DEFAULT_FPS, DEFAULT_WIDTH
+
+    p.add_argument("--view", type=_view_address, metavar="[HOST:]PORT",
+                   help=f"show the live annotated video{what} and its numbers in a browser at http://HOST:PORT/ "
+                        "(HOST 127.0.0.1 unless given; 0.0.0.0 for other machines: unauthenticated; port 0: a free "
+                        "one); the address is printed as 'view: URL'")
+    p.add_argument("--view-fps", type=float, default=DEFAULT_FPS,
+                   help=f"most frames a second the view sends per stream (default {DEFAULT_FPS:g})")
+    p.add_argument("--view-width", type=int, default=DEFAULT_WIDTH,
+                   help=f"the view's frames are scaled down to this width in pixels (default {DEFAULT_WIDTH})")
+
+
+def _view_address(text: str) -> tuple[str, int]:
+    from .view import parse_address
+
+    try:
+        return parse_address(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _open_view(args: argparse.Namespace, names: list[str]):
+    """The started live view of --view, its address printed as soon as it listens; None without --view."""
+    if getattr(args, "view", None) is None:
+        return None
+    from .view import LiveView
+
+    view = LiveView(names, *args.view, fps=args.view_fps, width=args.view_width).start()
+    print(f"view: {view.url}", file=sys.stderr, flush=True)
+    return view
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
@@ -245,10 +289,13 @@ def predict_config(args: argparse.Namespace) -> PredictConfig:
     """Defaults, then the YAML file, then flags."""
     cfg = load_config(args.config) if args.config else PredictConfig()
     providers = device = None
+    backend = getattr(args, "backend", None)
     if args.device:
         providers = (args.device,)
         # one switch: a GPU provider asked for by --device runs the post-processing on that GPU too
         device = "cuda" if args.device.partition(":")[0].lower() in GPU_DEVICES else "cpu"
+        if args.device.partition(":")[0].lower() == "openvino" and backend is None:
+            backend = "openvino"  # on the command line "openvino" is the OpenVINO backend, not ONNX Runtime's provider
     elif args.providers:
         providers = "auto" if args.providers == "auto" else tuple(p for p in args.providers.split(",") if p)
     options = cfg.provider_options.replace(trt_fp16=args.trt_fp16, trt_engine_cache=args.trt_cache,
@@ -256,7 +303,7 @@ def predict_config(args: argparse.Namespace) -> PredictConfig:
     return cfg.replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, classes=args.classes,
                        agnostic_nms=args.agnostic_nms, multi_label=args.multi_label,
                        retina_masks=args.retina_masks, batch=args.batch, providers=providers,
-                       provider_options=options, device=device)
+                       provider_options=options, device=device, backend=backend)
 
 
 def _open_images(args: argparse.Namespace) -> ImageSource:
@@ -332,6 +379,8 @@ def run_predict(args: argparse.Namespace) -> int:
         name = Path(args.source[0]).stem if not args.source[0].isdigit() and "://" not in args.source[0] else "stream"
         return _run_video(args, args.source[0], args.save_dir / f"{name}.mp4" if args.save_dir else None, tracked=False)
 
+    if args.view is not None:
+        raise ConfigError("--view shows a video, camera or stream live; for images use --save-dir")
     coco: list[dict] = []
 
     def handle(k: int, name: str, r: Results) -> None:
@@ -428,14 +477,16 @@ def _run_video(args: argparse.Namespace, source: str | list[str], save: Path | N
         cfg = cfg.replace(conf=TRACK_CONF)  # as Segmenter.track: the tracker's second association needs them
     # the stages share the cores: ONNX Runtime's threads must not spin while the others work
     cfg = cfg.replace(provider_options=cfg.provider_options.replace(cpu_spinning=False))
-    with Segmenter.from_config(args.model, cfg) as seg:
+    # the view listens before the model loads: a browser opened at once waits for the first frame
+    view = _open_view(args, stream_names(source if several else [source]))
+    with view or contextlib.nullcontext(), Segmenter.from_config(args.model, cfg) as seg:
         _warn_fixed_batch(args, seg)
         if several:
             report = process_streams(seg, source, tracker=settings, annotator=annotator, save_dir=save,
-                                     isolate_dir=isolate_dir, progress=not args.quiet)
+                                     isolate_dir=isolate_dir, progress=not args.quiet, view=view)
         else:
             report = process_video(seg, source, tracker=tracker, annotator=annotator, save=save,
-                                   isolate_dir=isolate_dir, progress=not args.quiet)
+                                   isolate_dir=isolate_dir, progress=not args.quiet, view=view)
     if not args.quiet:
         print(report.format())
     if several and report.failed:
@@ -492,7 +543,8 @@ def run_benchmark_cmd(args: argparse.Namespace) -> int:
     report = run_benchmark(_split(args.model), source=args.source, synthetic=synthetic, objects=args.objects,
                            providers=_split([args.providers]), imgsz=args.imgsz, batch=args.batch, warmup=args.warmup,
                            iters=args.iters, compare=_split(args.compare), out_dir=args.out, video=args.video,
-                           progress=not args.quiet, startup=args.startup, devices=_split([args.devices]))
+                           progress=not args.quiet, startup=args.startup, devices=_split([args.devices]),
+                           backends=_split([args.backends]))
     print(format_table(report))
     if args.out:
         plots = report.get("plots") or []
@@ -514,6 +566,8 @@ def run_export(args: argparse.Namespace) -> int:
         raise ConfigError(f"edgeseg export needs {' and '.join(missing)}: pip install 'edgeseg[export]'")
     from edgeseg_export import export
 
+    if args.format == "openvino" and args.triton is not None:
+        raise ConfigError("--triton writes a repository for an .onnx or .engine model, not an OpenVINO IR")
     if args.quiet:
         from ultralytics.utils import LOGGER
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import OutputError, SourceError
 from ..inputs.frames import Frame
@@ -26,6 +26,9 @@ from ..segmenter import Segmenter
 from ..tracking.trackers import AnyTrackerConfig, load_config, make_tracker
 from .process_video import VideoOutputs, VideoReport
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from .view import LiveView
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +124,7 @@ def process_streams(segmenter: Segmenter, sources: Sequence[Any], *,
                     tracker: str | os.PathLike | AnyTrackerConfig | None = None, annotator: Annotator | None = None,
                     save_dir: str | Path | None = None, isolate_dir: str | Path | None = None, progress: bool = True,
                     on_result: Callable[[Frame, Results], None] | None = None, queue_size: int = 1,
-                    **source_options: Any) -> StreamsReport:
+                    view: LiveView | None = None, **source_options: Any) -> StreamsReport:
     """Runs `segmenter` over several sources at once (inputs.streams.MultiSource: every frame of a file in order,
     the newest of a live source; frames of all streams batched into one network run, the stages overlapped).
 
@@ -132,6 +135,7 @@ def process_streams(segmenter: Segmenter, sources: Sequence[Any], *,
     drops. A stream that cannot be opened or fails (its source, or its video: OutputError) ends with a warning
     and its error in the report; the others go on. SourceError when no source at all could be opened. When the run
     stops early (Ctrl-C, an error), each video written so far is kept, playable, as process_video keeps one.
+    view: a started app.view.LiveView with one stream per source, in order: each shown live, drawn by `annotator`.
     """
     names = stream_names(sources)
     check_stream_outputs(sources, names, save_dir, isolate_dir)
@@ -163,6 +167,9 @@ def process_streams(segmenter: Segmenter, sources: Sequence[Any], *,
                 last[stream.index] = time.perf_counter() - start
                 if on_result is not None:
                     on_result(frame, result)
+                if view is not None:
+                    view.add(stream.index, frame, result, annotator, outputs[stream.index].drawn,
+                             {"dropped": stream.frames_dropped, "reconnects": stream.reconnects})
                 bar.update(note=_note(multi.streams, outputs, last, time.perf_counter() - start))
             seconds = time.perf_counter() - start
     except BaseException:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import OutputError
 from ..inputs.frames import Frame, FrameSource
@@ -26,6 +26,11 @@ from ..results import Results
 from ..segmenter import Segmenter
 from ..tracking.trackers import AnyTracker
 from .progress import Progress
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .view import LiveView
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +112,7 @@ class VideoOutputs:
         self.save = None if save is None else Path(save)
         self.isolate_dir = None if isolate_dir is None else Path(isolate_dir)
         self.writer: VideoWriter | None = None
+        self.drawn: np.ndarray | None = None  # the last frame drawn for `save`: a live view shows it as it is
         self.count = self.cutouts = 0
         self.track_ids: set[int] = set()
 
@@ -126,6 +132,7 @@ class VideoOutputs:
                 raise _size_changed(self.writer, frame.index, (width, height))
             drawn = self.annotator.annotate(frame.image, result) if self.annotator is not None else frame.image
             self.writer.write(drawn)
+            self.drawn = drawn
         if self.isolate_dir is not None:
             self.cutouts += save_track_cutouts(result, self.isolate_dir, frame.index)
         self.count += 1
@@ -146,7 +153,8 @@ class VideoOutputs:
 def process_video(segmenter: Segmenter, source: Any, *, tracker: AnyTracker | None = None,
                   annotator: Annotator | None = None, save: str | Path | None = None,
                   isolate_dir: str | Path | None = None, progress: bool = True,
-                  on_result: Callable[[Frame, Results], None] | None = None, **source_options: Any) -> VideoReport:
+                  on_result: Callable[[Frame, Results], None] | None = None, view: LiveView | None = None,
+                  **source_options: Any) -> VideoReport:
     """Runs `segmenter` over every frame of `source` (see inputs.source.open_source), in order, with the stages
     overlapped.
 
@@ -154,7 +162,8 @@ def process_video(segmenter: Segmenter, source: Any, *, tracker: AnyTracker | No
     source's size and frame rate (written to a temporary name, checked and renamed; a failed write is an
     OutputError and leaves no file). on_result(frame, result) is called for every frame. isolate_dir: per-track
     cut-outs. When the run stops early (Ctrl-C, an error, frames that change size: OutputError) what was written is
-    kept as a playable video if it checks out, and the summary, logged, says the video is partial.
+    kept as a playable video if it checks out, and the summary, logged, says the video is partial. view: a started
+    app.view.LiveView, shown the frames live as its stream 0, drawn by `annotator`.
     """
     if save is not None and isinstance(source, (str, os.PathLike)) and same_file(save, source):
         # the annotated video would be renamed over the one being read: the user's original, gone
@@ -172,6 +181,9 @@ def process_video(segmenter: Segmenter, source: Any, *, tracker: AnyTracker | No
                 result = outputs.add(frame, result, frames.fps)
                 if on_result is not None:
                     on_result(frame, result)
+                if view is not None:
+                    view.add(0, frame, result, annotator, outputs.drawn,
+                             {"dropped": frames.frames_dropped, "reconnects": frames.reconnects})
                 bar.update(note=f"{frames.frames_dropped} dropped" if frames.live else "")
             seconds = time.perf_counter() - start
     except BaseException:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ... import __version__
-from ...config import DEVICES
+from ...config import BACKENDS, DEVICES
 from ...errors import ConfigError
 from ...segmenter import Segmenter
 from .machine import describe_machine
@@ -34,7 +34,8 @@ def _as_list(value: Any) -> list:
 
 
 def check_options(models: list, providers: list, synthetic: tuple[int, int], objects: int, batch: int, warmup: int,
-                  iters: int, compare: list[str], devices: Sequence[str] = ("cpu",)) -> None:
+                  iters: int, compare: list[str], devices: Sequence[str] = ("cpu",),
+                  backends: Sequence[str] = ("auto",)) -> None:
     """Raises ConfigError, with what to do, for options that cannot work; before anything slow is loaded."""
     if not models:
         raise ConfigError("give at least one model to benchmark (--model)")
@@ -43,6 +44,8 @@ def check_options(models: list, providers: list, synthetic: tuple[int, int], obj
     if not devices or any(d not in DEVICES for d in devices):
         raise ConfigError(f"post-processing devices must be among {', '.join(DEVICES)}, got "
                           f"{', '.join(devices) or 'none'}")
+    if not backends or any(b not in BACKENDS for b in backends):
+        raise ConfigError(f"backends must be among {', '.join(BACKENDS)}, got {', '.join(backends) or 'none'}")
     if iters < 1 or warmup < 0:
         raise ConfigError(f"iters must be at least 1 and warmup at least 0, got iters {iters}, warmup {warmup}")
     if batch < 1:
@@ -58,7 +61,7 @@ def check_options(models: list, providers: list, synthetic: tuple[int, int], obj
         if missing:
             raise ConfigError(f"--compare ultralytics needs {' and '.join(missing)}: pip install 'edgeseg[export]'")
     for model in models:
-        if not Path(model).is_file():
+        if not Path(model).exists():  # a file, or Ultralytics' _openvino_model folder
             raise ConfigError(f"model file not found: {model}")
 
 
@@ -116,7 +119,8 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
                   synthetic: tuple[int, int] = (1280, 720), objects: int = 20, providers: Iterable[str] = ("auto",),
                   imgsz: int | tuple[int, int] | None = None, batch: int = 1, warmup: int = 20, iters: int = 200,
                   compare: Iterable[str] = (), out_dir: str | Path | None = None, video: bool = False,
-                  progress: bool = True, startup: bool = True, devices: Iterable[str] = ("cpu",)) -> dict:
+                  progress: bool = True, startup: bool = True, devices: Iterable[str] = ("cpu",),
+                  backends: Iterable[str] = ("auto",)) -> dict:
     """Times every stage of edgeseg for each model on each provider, side by side and interleaved with
     Ultralytics' predict on the same model when compare has "ultralytics", on the same frames: `source` (images,
     a folder, a glob or a video; up to 100 frames are kept) or seeded synthetic scenes of `synthetic` (width,
@@ -124,22 +128,26 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
     out_dir/benchmark.json and the plots. `video`: also measure pipelined against sequential video throughput
     (always done for a video source). `startup`: also measure cold start and memory, in fresh processes (about
     half a minute; left null without). `devices`: where the post-processing runs, "cpu" and/or "cuda" (the GPU
-    path), each model and provider on each. Samples are ms per frame (a batch's time divided by its frames)."""
+    path), each model and provider on each. `backends`: what runs the network, each model on each ("auto": by its
+    file; "onnxruntime", "openvino" side by side on an .onnx; the OpenVINO backend runs on its CPU whatever
+    `providers` say). Samples are ms per frame (a batch's time divided by its frames)."""
     models = [str(m) for m in _as_list(models)]
     providers = [p.strip() for p in _as_list(providers) if p.strip()]
     devices = [d.strip().lower() for d in _as_list(devices) if d.strip()]
     compare = [c.strip().lower() for c in _as_list(compare) if c.strip()]
+    backends = [b.strip().lower() for b in _as_list(backends) if b.strip()]
     synthetic = tuple(synthetic)  # type: ignore[assignment]
-    check_options(models, providers, synthetic, objects, batch, warmup, iters, compare, devices)
+    check_options(models, providers, synthetic, objects, batch, warmup, iters, compare, devices, backends)
     frames, description, is_video = load_frames(source, synthetic, objects, warmup + iters)
 
     with ExitStack() as stack:
         contenders: list = []
         first: dict[str, EdgesegStages] = {}
-        for model, provider, device in itertools.product(models, providers, devices):
+        runs_on = [(b, p) for b in backends for p in (("auto",) if b == "openvino" else providers)]
+        for model, (backend, provider), device in itertools.product(models, runs_on, devices):
             seg = stack.enter_context(Segmenter(model, imgsz=imgsz,
                                                 providers=provider if provider == "auto" else (provider,),
-                                                batch=batch, device=device))
+                                                batch=batch, device=device, backend=backend))
             if seg.batch_size != batch:
                 raise ConfigError(f"{Path(model).name} takes batches of exactly {seg.batch_size}; batch {batch} is not "
                                   f"possible (use --batch {seg.batch_size}, or a model exported with dynamic=True)")
@@ -148,7 +156,8 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
             first.setdefault(model, contenders[-1])
         if "ultralytics" in compare:
             for model, reference in first.items():
-                on_gpu = reference.provider != "CPUExecutionProvider" or reference.device == "cuda"
+                on_cpu = reference.provider in ("CPUExecutionProvider", "OpenVINO:CPU")
+                on_gpu = not on_cpu or reference.device == "cuda"
                 device = "cuda:0" if on_gpu else "cpu"
                 contenders.append(UltralyticsStages(model, reference.seg, device))
         resolved_imgsz = list(contenders[0].seg.imgsz) if imgsz is not None else None
@@ -166,9 +175,9 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
             clip = list(panning_frames(synthetic[0], synthetic[1], objects, count))
         video_result = video_throughput(models[0], providers[0], imgsz, clip)
 
-    settings = {"models": models, "providers": providers, "devices": devices, "source": description,
-                "frames": len(frames), "imgsz": resolved_imgsz, "batch": batch, "warmup": warmup, "iters": iters,
-                "compare": compare}
+    settings = {"models": models, "providers": providers, "backends": backends, "devices": devices,
+                "source": description, "frames": len(frames), "imgsz": resolved_imgsz, "batch": batch,
+                "warmup": warmup, "iters": iters, "compare": compare}
     report = build_report(__version__, describe_machine(), settings, runs, video_result)
     if startup:
         _add_startup_and_memory(report, models[0], providers[0], iters, frames[0])

@@ -1,5 +1,6 @@
 """Inference backends behind one small interface (see base.Backend): onnxruntime.py runs .onnx models; tensorrt.py
-runs TensorRT engines, whose files engine_file.py reads and whose GPU memory cuda_runtime.py manages."""
+runs TensorRT engines, whose files engine_file.py reads and whose GPU memory cuda_runtime.py manages; openvino.py runs
+.onnx models, OpenVINO IRs and Ultralytics' _openvino_model folders, whose files openvino_files.py finds."""
 
 from __future__ import annotations
 
@@ -9,27 +10,38 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
-from ...config import ProviderOptions
-from ...errors import ModelFormatError, ModelNotFoundError, ProviderError
+from ...config import BACKENDS, ProviderOptions
+from ...errors import ConfigError, ModelFormatError, ModelNotFoundError, ProviderError
 from .base import Backend, TensorSpec
 
 __all__ = ["Backend", "TensorSpec", "open_backend", "SUFFIXES"]
 
 # model file suffix -> what runs it
-SUFFIXES = {".onnx": "ONNX Runtime", ".engine": "TensorRT", ".plan": "TensorRT"}
+SUFFIXES = {".onnx": "ONNX Runtime", ".engine": "TensorRT", ".plan": "TensorRT", ".xml": "OpenVINO"}
+# what each backend setting runs: the suffixes (and "folder", Ultralytics' _openvino_model/) it takes
+BACKEND_INPUTS = {"onnxruntime": (".onnx",), "tensorrt": (".engine", ".plan"),
+                  "openvino": (".onnx", ".xml", "folder")}
 TENSORRT_NAMES = ("tensorrt", "trt", "tensorrtexecutionprovider")
 CHECKPOINT_SUFFIX = ".pt"  # Ultralytics' PyTorch checkpoints: edgeseg runs their export, never the file itself
 EXPORT_MODULES = ("ultralytics", "torch")  # what `edgeseg export` needs (the export extra)
 
 
 def open_backend(model: str | Path, providers: str | Sequence[str] = "auto",
-                 options: ProviderOptions | None = None) -> Backend:
-    """Opens a model file with the backend its suffix names: .onnx with ONNX Runtime (on `providers`), .engine and
-    .plan with TensorRT (a serialized engine runs on TensorRT only)."""
+                 options: ProviderOptions | None = None, backend: str = "auto") -> Backend:
+    """Opens a model file with `backend`, or with the one its suffix names ("auto"): .onnx with ONNX Runtime (on
+    `providers`), .engine and .plan with TensorRT (a serialized engine runs on TensorRT only), an OpenVINO IR (.xml
+    with its .bin) or Ultralytics' _openvino_model folder with OpenVINO. backend="openvino" runs an .onnx file on
+    OpenVINO too (on options.openvino_device, or DEV of providers 'openvino:DEV')."""
     if not isinstance(model, (str, os.PathLike)):
-        raise ModelNotFoundError(f"model must be the path of an .onnx, .engine or .plan file, got "
+        raise ModelNotFoundError(f"model must be the path of an .onnx, .engine, .plan or .xml file, got "
                                  f"{type(model).__name__}")
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     path = Path(model)
+    if backend == "openvino" or (backend == "auto" and _openvino_input(path, providers)):
+        from .openvino import OpenVinoBackend
+
+        return OpenVinoBackend(path, providers=providers, options=options)
     if path.suffix.lower() == CHECKPOINT_SUFFIX:  # before the existence check: missing or not, it cannot run here
         raise ModelFormatError(_checkpoint_advice(path))
     try:
@@ -41,6 +53,9 @@ def open_backend(model: str | Path, providers: str | Sequence[str] = "auto",
     if not is_file:
         raise ModelFormatError(f"model path is not a file: {path}")
     suffix = path.suffix.lower()
+    if backend != "auto" and suffix not in BACKEND_INPUTS[backend]:
+        raise ModelFormatError(f"{path.name}: the {backend} backend runs "
+                               f"{', '.join(BACKEND_INPUTS[backend])} files, not {suffix or '(no suffix)'}")
     if suffix == ".onnx":
         from .onnxruntime import OnnxRuntimeBackend
 
@@ -54,7 +69,19 @@ def open_backend(model: str | Path, providers: str | Sequence[str] = "auto",
 
 
 def _supported() -> str:
-    return ", ".join(f"{s} ({runner})" for s, runner in SUFFIXES.items())
+    return ", ".join(f"{s} ({runner})" for s, runner in SUFFIXES.items()) + " and _openvino_model folders (OpenVINO)"
+
+
+def _openvino_input(path: Path, providers: str | Sequence[str]) -> bool:
+    """Whether "auto" gives `path` to OpenVINO: an IR, a folder holding one, or any model with providers
+    'openvino:DEVICE' (ONNX Runtime's own OpenVINO provider, plain 'openvino', takes no device)."""
+    from .openvino_files import is_openvino_model
+
+    requests = [providers] if isinstance(providers, str) and providers != "auto" else (
+        [] if providers == "auto" else list(providers))
+    named = len(requests) == 1 and str(requests[0]).lower().startswith("openvino:")
+    weights = path.suffix.lower() == ".bin" and path.with_suffix(".xml").exists()  # an IR's other half
+    return named or weights or is_openvino_model(path)
 
 
 def _checkpoint_advice(path: Path) -> str:
