@@ -32,11 +32,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -44,7 +43,7 @@ from ..config import find_settings_file, read_yaml, settings_from_mapping
 from ..errors import ConfigError
 from ..results import Results
 from . import kalman
-from .bytetrack import _assign, _iou_distance, _measurements
+from .bytetrack import Tracker, _assign, _iou_distance, _joint, _measurements, _without
 from .overlap import crop_rects, duplicate_owners, mask_areas, pair_mask_iou
 
 # ByteTrack's fixed thresholds (as in bytetrack.py): the second (low-score) association, the association of tracks
@@ -166,33 +165,16 @@ class _Frame:
             self.members.setdefault(int(owner[k]), [int(owner[k])]).append(int(pool[k]))
 
 
-class MaskTracker:
+class MaskTracker(Tracker):
     """ByteTrack with merged class duplicates, mask IoU and a class vote over a video's Results; one MaskTracker per
-    video (or call reset() between videos). The public API is Tracker's.
+    video (or call reset() between videos). The public API, the settings checks and the track lists are Tracker's;
+    the frame's work is its own.
 
     `frame_rate` scales the buffer: a lost track is removed after track_buffer * frame_rate / 30 frames.
     """
 
-    def __init__(self, config: MaskTrackConfig | None = None, frame_rate: float = 30):
-        if config is None:
-            config = MaskTrackConfig()
-        if not isinstance(config, MaskTrackConfig):
-            raise ConfigError(f"config must be a MaskTrackConfig (load_masktrack_config reads a YAML file), "
-                              f"got {type(config).__name__}")
-        if isinstance(frame_rate, bool) or not isinstance(frame_rate, (int, float)) or not frame_rate > 0:
-            raise ConfigError(f"frame_rate must be a positive number of frames per second, got {frame_rate!r}")
-        self.config = config
-        self.frame_rate = frame_rate
-        self.max_frames_lost = int(frame_rate / 30.0 * config.track_buffer)
-        self.reset()
-
-    def reset(self) -> None:
-        """Forgets every track; ids start at 1 again."""
-        self.frame = 0
-        self._next_id = 1
-        self._tracked: list[_Track] = []  # state TRACKED, confirmed or born in the last frame
-        self._lost: list[_Track] = []
-        self._removed_ids: deque[int] = deque(maxlen=REMOVED_MEMORY)
+    _config_type: ClassVar[type] = MaskTrackConfig
+    _config_loader: ClassVar[str] = "load_masktrack_config"
 
     def update(self, results: Results) -> Results:
         """The next frame's detections -> a new Results of those that stand for a track, in detection order, with
@@ -378,12 +360,3 @@ def _grown(xyxy: np.ndarray, expand: float) -> np.ndarray:
     margin = (xyxy[:, 2:] - xyxy[:, :2]) * np.float32(expand)
     return np.concatenate([xyxy[:, :2] - margin, xyxy[:, 2:] + margin], 1)
 
-
-def _joint(a: list[_Track], b: list[_Track]) -> list[_Track]:
-    ids = {t.id for t in a}
-    return a + [t for t in b if t.id not in ids]
-
-
-def _without(a: list[_Track], ids: Any) -> list[_Track]:
-    ids = set(ids)
-    return [t for t in a if t.id not in ids]
