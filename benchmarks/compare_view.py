@@ -4,7 +4,7 @@ viewer reading the MJPEG stream.
     python benchmarks/compare_view.py [--frames 300] [--size 1280x720] [--rounds 3] [--json out.json]
 
 The video is a seeded synthetic pan (MJPG .avi). Each run is the real command in a fresh process (`python -m edgeseg
-track --quiet`, its report's fps: frames over the whole run, as the user sees it); the viewer is an http.client
+track`, its report's fps: frames over the whole run, as the user sees it); the viewer is an http.client
 reading /stream/0.mjpg from the moment the `view: URL` line appears until the stream ends. Rounds alternate the three
 ways, so drift on a shared machine hits all alike; the table gives medians over rounds.
 """
@@ -53,7 +53,7 @@ def read_stream(url: str, counts: list[int]) -> None:
 
 def run_track(video: Path, way: str, model: Path) -> tuple[float, int]:
     """One `edgeseg track` run: its reported fps, and the frames the viewer got."""
-    args = [sys.executable, "-m", "edgeseg", "track", "--model", str(model), "--source", str(video), "--quiet"]
+    args = [sys.executable, "-m", "edgeseg", "track", "--model", str(model), "--source", str(video)]
     if way != "no view":
         args += ["--view", "127.0.0.1:0"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -311,7 +311,8 @@ def _gui_build() -> bool:
 
 
 _HEADLESS = ("show() needs OpenCV's GUI build and this one is headless: pip uninstall opencv-python-headless && "
-             "pip install opencv-python, or write the picture with save(filename)")
+             "pip install opencv-python, or write the picture with save(filename); to watch a video live on a "
+             "headless machine, `edgeseg track ... --view 8080` shows it in a browser (app.view.LiveView)")
 
 
 def show(result: Results, window: str | None = None, wait_ms: int = 0, **options: Any) -> None:
@@ -324,7 +325,7 @@ def show(result: Results, window: str | None = None, wait_ms: int = 0, **options
     if sys.platform.startswith("linux") and not any(os.environ.get(v)
                                                     for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
         raise OutputError("show() needs a display and there is none ($DISPLAY is not set): write the picture with "
-                          "save(filename)")
+                          "save(filename), or watch a video live in a browser with `edgeseg track ... --view 8080`")
     try:
         cv2.imshow(window or result.path or "edgeseg", picture)
         cv2.waitKey(wait_ms)
