@@ -157,18 +157,18 @@ class Segmenter:
                  classes: int | Iterable[int] | None = None, max_det: int | None = None,
                  agnostic_nms: bool | None = None, stream: bool = False, save: bool = False,
                  save_dir: str | os.PathLike | None = None, strict: bool = True, verbose: bool = False,
-                 imgsz: int | tuple[int, int] | None = None, retina_masks: bool | None = None,
+                 imgsz: int | tuple[int, int] | None = None, retina_masks: bool | None = None, show: bool = False,
     ) -> list[Results] | Iterator[Results]:
         """seg(source, ...) is seg.predict(source, ...)."""
         return self.predict(source, conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms,
                             stream=stream, save=save, save_dir=save_dir, strict=strict, verbose=verbose, imgsz=imgsz,
-                            retina_masks=retina_masks)
+                            retina_masks=retina_masks, show=show)
 
     def predict(self, source: Any, *, conf: float | None = None, iou: float | None = None,
                 classes: int | Iterable[int] | None = None, max_det: int | None = None,
                 agnostic_nms: bool | None = None, stream: bool = False, save: bool = False,
                 save_dir: str | os.PathLike | None = None, strict: bool = True, verbose: bool = False,
-                imgsz: int | tuple[int, int] | None = None, retina_masks: bool | None = None,
+                imgsz: int | tuple[int, int] | None = None, retina_masks: bool | None = None, show: bool = False,
     ) -> list[Results] | Iterator[Results]:
         """Results for every image of `source`: path, folder, glob, array, video, or a list of these (or any source
         inputs.source.open_source opens), in order.
@@ -188,21 +188,23 @@ class Segmenter:
         Segmenter's own (the input size is fixed when it is made). retina_masks=True (edgeseg's default) gives masks
         at source resolution, as Ultralytics' retina_masks=True; retina_masks=False leaves them in the network's
         input frame, as Ultralytics' default predict does (masks.data (N, in_h, in_w); masks.xy scaled to the source),
-        object for object what a port's old output was."""
-        _check_flags(stream=stream, save=save, strict=strict, verbose=verbose)
-        self._check_ported(imgsz)
+        object for object what a port's old output was. show=True shows each result in an OpenCV window as it comes
+        (Ultralytics' show=True); without a GUI build of OpenCV or a display, an OutputError before anything runs
+        (edgeseg installs the headless build: `edgeseg track ... --view` shows a video in a browser instead)."""
+        _check_flags(stream=stream, save=save, strict=strict, verbose=verbose, show=show)
+        self._check_ported(imgsz, show)
         cfg = self.call_config(conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms,
                                retina_masks=retina_masks)
         folder = self._save_folder(source, save_dir, "predict") if save else None
         pairs = self._run(source, strict, cfg)
-        return self._deliver(pairs if folder is None else self._saved(pairs, folder), stream, verbose)
+        return self._deliver(pairs if folder is None else self._saved(pairs, folder), stream, verbose, show)
 
     def track(self, source: Any, *, persist: bool = False,
               tracker: str | os.PathLike | AnyTrackerConfig | None = None, conf: float | None = None,
               iou: float | None = None, classes: int | Iterable[int] | None = None, max_det: int | None = None,
               agnostic_nms: bool | None = None, stream: bool = False, save: bool = False,
               save_dir: str | os.PathLike | None = None, strict: bool = True, verbose: bool = False,
-              imgsz: int | tuple[int, int] | None = None, retina_masks: bool | None = None,
+              imgsz: int | tuple[int, int] | None = None, retina_masks: bool | None = None, show: bool = False,
     ) -> list[Results] | Iterator[Results]:
         """predict, with a track id for each object (boxes.id, (N,) int64): the frames of `source` (a video's in
         order, or one image) go through a tracker, which keeps only the objects that belong to a track.
@@ -217,8 +219,8 @@ class Segmenter:
         conf: as Ultralytics' track, the detector runs at 0.1 (config.TRACK_CONF) unless this call or the Segmenter
         was given one (Segmenter(model, conf=...), from_config), so that the tracker's second association sees the
         low-score detections; on the GPU path the Segmenter's own conf. The other arguments are predict's."""
-        _check_flags(persist=persist, stream=stream, save=save, strict=strict, verbose=verbose)
-        self._check_ported(imgsz)
+        _check_flags(persist=persist, stream=stream, save=save, strict=strict, verbose=verbose, show=show)
+        self._check_ported(imgsz, show)
         if conf is None and not self._conf_given and self._gpu is None:
             conf = TRACK_CONF
         cfg = self.call_config(conf=conf, iou=iou, classes=classes, max_det=max_det, agnostic_nms=agnostic_nms,
@@ -226,7 +228,7 @@ class Segmenter:
         folder = self._save_folder(source, save_dir, "track") if save else None
         follow = self._tracker_for(tracker, persist)
         pairs = ((frame, follow.update(r)) for frame, r in self._run(source, strict, cfg))
-        return self._deliver(pairs if folder is None else self._saved(pairs, folder), stream, verbose)
+        return self._deliver(pairs if folder is None else self._saved(pairs, folder), stream, verbose, show)
 
     # track_streams(persist=True) goes on with the trackers of the last call (one per stream), made from this setting
     _stream_trackers: tuple[str | AnyTrackerConfig, dict[int, AnyTracker]] | None = None
@@ -316,8 +318,12 @@ class Segmenter:
         self._tracker, self._tracker_from = make_tracker(given), given
         return self._tracker
 
-    def _check_ported(self, imgsz: int | tuple[int, int] | None) -> None:
+    def _check_ported(self, imgsz: int | tuple[int, int] | None, show: bool = False) -> None:
         """The Ultralytics arguments a port passes along, taken where they mean what they meant there."""
+        if show:
+            from .outputs.annotate import check_can_show
+
+            check_can_show()
         if imgsz is not None:
             wanted = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
             if wanted != tuple(self.imgsz):
@@ -325,11 +331,13 @@ class Segmenter:
                                   "size is set when it is made (Segmenter(model, imgsz=...))")
 
     @staticmethod
-    def _deliver(pairs: Iterator[tuple[Frame, Results]], stream: bool,
-                 verbose: bool = False) -> list[Results] | Iterator[Results]:
+    def _deliver(pairs: Iterator[tuple[Frame, Results]], stream: bool, verbose: bool = False,
+                 show: bool = False) -> list[Results] | Iterator[Results]:
         results = (result for _, result in pairs)
         if verbose:  # Ultralytics' one line per image
             results = (_logged(r) for r in results)
+        if show:
+            results = (_shown(r) for r in results)
         return results if stream else list(results)
 
     def _save_folder(self, source: Any, save_dir: str | os.PathLike | None, kind: str) -> Path:
@@ -558,4 +566,9 @@ def _logged(result: Results) -> Results:
     h, w = result.orig_shape
     log.info("%s: %dx%d %s%.1fms", result.path, w, h, result.verbose() or "(no detections), ",
              sum(result.speed.values()))
+    return result
+
+
+def _shown(result: Results) -> Results:
+    result.show(wait_ms=1)  # Ultralytics' show=True: the window updates frame after frame without waiting for a key
     return result

@@ -315,10 +315,8 @@ _HEADLESS = ("show() needs OpenCV's GUI build and this one is headless: pip unin
              "headless machine, `edgeseg track ... --view 8080` shows it in a browser (app.view.LiveView)")
 
 
-def show(result: Results, window: str | None = None, wait_ms: int = 0, **options: Any) -> None:
-    """Shows plot(result, **options) in an OpenCV window (named `window`, default the image's path) and waits
-    `wait_ms` for a key: 0 until one is pressed, 1 in a video loop. OutputError without a GUI or a display."""
-    picture = plot(result, **options)
+def check_can_show() -> None:
+    """OutputError unless OpenCV can open a window here: a GUI build of OpenCV and, on Linux, a display."""
     if not _gui_build():
         raise OutputError(_HEADLESS)
     # on Linux a GUI build without a display (no X11 or Wayland) aborts the whole process inside imshow: say so first
@@ -326,6 +324,13 @@ def show(result: Results, window: str | None = None, wait_ms: int = 0, **options
                                                     for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
         raise OutputError("show() needs a display and there is none ($DISPLAY is not set): write the picture with "
                           "save(filename), or watch a video live in a browser with `edgeseg track ... --view 8080`")
+
+
+def show(result: Results, window: str | None = None, wait_ms: int = 0, **options: Any) -> None:
+    """Shows plot(result, **options) in an OpenCV window (named `window`, default the image's path) and waits
+    `wait_ms` for a key: 0 until one is pressed, 1 in a video loop. OutputError without a GUI or a display."""
+    picture = plot(result, **options)
+    check_can_show()
     try:
         cv2.imshow(window or result.path or "edgeseg", picture)
         cv2.waitKey(wait_ms)

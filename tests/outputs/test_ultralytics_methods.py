@@ -226,3 +226,29 @@ def test_show_says_what_to_do_without_a_gui_or_a_display(pairs, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(OutputError, match=r"needs a display .* save\(filename\)"):
         r.show()
+
+
+def test_predict_and_track_show_each_result_or_say_why_they_cannot(monkeypatch, tmp_path):
+    """Ultralytics' show=True: each result in a window as it comes (waitKey(1)); without a GUI build or a display an
+    OutputError pointing to --view, before anything runs (not even the missing source is looked at)."""
+    from edgeseg.app.synthetic import panning_frames
+    from edgeseg.assets import demo_model_path
+
+    seg = Segmenter(demo_model_path())
+    frames = list(panning_frames(160, 120, 3, 3, seed=1))
+    calls = []
+    monkeypatch.setattr(cv2, "imshow", lambda name, image: calls.append(name))
+    monkeypatch.setattr(cv2, "waitKey", lambda ms: calls.append(ms))
+    monkeypatch.setattr(annotate, "_gui_build", lambda: True)
+    monkeypatch.setenv("DISPLAY", ":0")
+    shown = seg.predict(frames, show=True)
+    assert calls == [n for r in shown for n in (r.path, 1)] and len(shown) == 3
+    calls.clear()
+    tracked = list(seg.track(frames, show=True, stream=True))
+    assert calls[1::2] == [1, 1, 1] and len(tracked) == 3
+    monkeypatch.setattr(annotate, "_gui_build", lambda: False)
+    for call in (seg.predict, seg.track):
+        with pytest.raises(OutputError, match="--view 8080"):
+            call(tmp_path / "missing.jpg", show=True)
+    with pytest.raises(ConfigError, match="show must be True or False"):
+        seg.predict(frames, show="yes")
