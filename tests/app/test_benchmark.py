@@ -80,7 +80,7 @@ def test_cli_writes_full_report(shapes_onnx, tmp_path):
     assert set(machine["versions"]) == {"edgeseg", "onnxruntime", "numba", "numpy", "opencv", "ultralytics"}
     assert machine["versions"]["ultralytics"]
     settings = report["settings"]
-    assert settings == {"models": [str(shapes_onnx)], "providers": ["auto"], "devices": ["cpu"],
+    assert settings == {"models": [str(shapes_onnx)], "providers": ["auto"], "backends": ["auto"], "devices": ["cpu"],
                         "source": "synthetic 640x480, 8 objects", "frames": 4, "imgsz": None, "batch": 1, "warmup": 1,
                         "iters": 3, "compare": ["ultralytics"]}
 
