@@ -19,7 +19,7 @@ from ..errors import OutputError
 from ..inputs.frames import Frame, FrameSource
 from ..inputs.source import open_source
 from ..outputs.annotate import Annotator
-from ..outputs.files import same_file, write_image
+from ..outputs.files import exists, same_file, write_image
 from ..outputs.isolate import isolate, safe_label
 from ..outputs.video_writer import VideoWriter
 from ..results import Results
@@ -73,20 +73,45 @@ class VideoReport:
         return "; ".join(parts)
 
 
-def save_track_cutouts(result: Results, folder: Path, frame: int, background: str = "transparent") -> int:
-    """Each tracked object's cut-out as `{folder}/{label}-{id}/{frame:06d}.png`: one folder per track, its label the
-    class the track settled on (boxes.track_cls) when the tracker votes, so a hesitating detector does not split one
-    object's cut-outs over folders of two classes."""
-    if result.boxes.id is None:
-        return 0
-    written = 0
-    for k, cutout in enumerate(isolate(result, background=background, crop=True)):
-        if cutout.size:
-            cls = int(result.boxes.label_cls[k])
-            label = safe_label(result.names.get(cls, str(cls)))
-            write_image(folder / f"{label}-{int(result.boxes.id[k])}" / f"{frame:06d}.png", cutout)
-            written += 1
-    return written
+class TrackCutouts:
+    """Each tracked object's cut-outs as `{folder}/{label}-{id}/{frame:06d}.png`: one folder per track for the whole
+    run. Its label is the class the track settled on (boxes.track_cls, when the tracker votes; else the detector's
+    class) when its first cut-out is written, and the folder keeps that name while the run goes on, so a track whose
+    vote changes does not split its cut-outs over folders of two classes; finish() renames each folder to the label
+    its track ended with (unless a folder of that name is there already)."""
+
+    def __init__(self, folder: Path, background: str = "transparent"):
+        self.folder, self.background = folder, background
+        self.written = 0
+        self._folders: dict[int, str] = {}  # track id -> its folder's name
+        self._labels: dict[int, str] = {}  # track id -> its latest label
+
+    def add(self, result: Results, frame: int) -> int:
+        """Writes the cut-outs of one frame's tracked objects; returns how many."""
+        if result.boxes.id is None:
+            return 0
+        written = 0
+        for k, cutout in enumerate(isolate(result, background=self.background, crop=True)):
+            track, cls = int(result.boxes.id[k]), int(result.boxes.label_cls[k])
+            self._labels[track] = safe_label(result.names.get(cls, str(cls)))
+            name = self._folders.setdefault(track, f"{self._labels[track]}-{track}")
+            if cutout.size:
+                write_image(self.folder / name / f"{frame:06d}.png", cutout)
+                written += 1
+        self.written += written
+        return written
+
+    def finish(self) -> None:
+        """Names each track's folder by the label its track ended with. OutputError when a folder cannot be renamed."""
+        for track, name in self._folders.items():
+            final = f"{self._labels[track]}-{track}"
+            if final == name or exists(self.folder / final) or not exists(self.folder / name):
+                continue
+            try:
+                (self.folder / name).rename(self.folder / final)
+            except OSError as e:
+                raise OutputError(f"cannot rename {self.folder / name} to {final}: {e.strerror or e}") from None
+            self._folders[track] = final
 
 
 def _size_changed(writer: VideoWriter, index: int, size: tuple[int, int]) -> OutputError:
@@ -111,6 +136,9 @@ class VideoOutputs:
         self._stack, self.tracker, self.annotator = stack, tracker, annotator
         self.save = None if save is None else Path(save)
         self.isolate_dir = None if isolate_dir is None else Path(isolate_dir)
+        self._cutouts = None if self.isolate_dir is None else TrackCutouts(self.isolate_dir)
+        if self._cutouts is not None:
+            stack.callback(self._cutouts.finish)  # at the end of the run, stopped early or not
         self.writer: VideoWriter | None = None
         self.drawn: np.ndarray | None = None  # the last frame drawn for `save`: a live view shows it as it is
         self.count = self.cutouts = 0
@@ -133,8 +161,8 @@ class VideoOutputs:
             drawn = self.annotator.annotate(frame.image, result) if self.annotator is not None else frame.image
             self.writer.write(drawn)
             self.drawn = drawn
-        if self.isolate_dir is not None:
-            self.cutouts += save_track_cutouts(result, self.isolate_dir, frame.index)
+        if self._cutouts is not None:
+            self.cutouts += self._cutouts.add(result, frame.index)
         self.count += 1
         return result
 

@@ -130,3 +130,34 @@ def test_track_command_errors(video, tmp_path):
     assert done.returncode == 1 and "edgeseg: error:" in done.stderr and not (tmp_path / "x.mp4").exists()
     done = edgeseg_cli("track", "--model", demo_model_path(), "--source", video, "--save", tmp_path / "x.gif")
     assert done.returncode == 1 and "edgeseg: error:" in done.stderr and not (tmp_path / "x.gif").exists()
+
+
+def test_a_tracks_cutouts_stay_in_one_folder_named_by_the_class_it_ended_with(tmp_path):
+    """A voting tracker's class for a track can change during a run (boxes.track_cls); its cut-outs still go to one
+    folder, renamed at the end to the class the track ended with."""
+    import dataclasses
+
+    from edgeseg.app.process_video import TrackCutouts
+    from edgeseg.results import Boxes, Masks, Results
+
+    def tracked(track_cls: list[int]) -> Results:
+        xyxy = np.array([[0, 0, 4, 4], [5, 5, 9, 9]], np.float32)
+        boxes = Boxes(xyxy, np.array([0.9, 0.8], np.float32), np.array([0, 1], np.int64), (10, 10),
+                      id=np.array([4, 7], np.int64), track_cls=np.array(track_cls, np.int64))
+        masks = Masks((np.ones((4, 4), np.uint8), np.ones((4, 4), np.uint8)), xyxy[:, :2].astype(np.int64), (10, 10))
+        return Results(np.full((10, 10, 3), 200, np.uint8), None, {0: "circle", 1: "hexagon", 2: "star"}, boxes, masks)
+
+    cutouts = TrackCutouts(tmp_path)
+    for frame, votes in enumerate([[0, 1], [1, 1], [1, 2], [1, 1]]):
+        assert cutouts.add(tracked(votes), frame) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["circle-4", "hexagon-7"]  # the first label, all run long
+    cutouts.finish()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hexagon-4", "hexagon-7"]
+    assert sorted(p.name for p in (tmp_path / "hexagon-4").iterdir()) == [f"{k:06d}.png" for k in range(4)]
+    # without a vote, the detector's class names the folder
+    plain = tracked([0, 1])
+    plain = dataclasses.replace(plain, boxes=dataclasses.replace(plain.boxes, track_cls=None))
+    other = TrackCutouts(tmp_path / "plain")
+    other.add(plain, 0)
+    other.finish()
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["circle-4", "hexagon-7"]
