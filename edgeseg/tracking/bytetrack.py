@@ -51,7 +51,8 @@ _Config = TypeVar("_Config", bound="_AssociationConfig")
 
 @dataclass(frozen=True)
 class _AssociationConfig:
-    """The settings ByteTrack and BoT-SORT share, checked alike. `TRACKER_TYPE` is the tracker_type their files name."""
+    """The settings ByteTrack, BoT-SORT and MaskTracker share, checked alike. `TRACKER_TYPE` is the tracker_type their
+    files name."""
 
     TRACKER_TYPE: ClassVar[str]
 
@@ -89,7 +90,7 @@ class _AssociationConfig:
         kind = data.pop("tracker_type", cls.TRACKER_TYPE)
         if kind != cls.TRACKER_TYPE:
             raise ConfigError(f"{where}: tracker_type must be {cls.TRACKER_TYPE} for a {cls.__name__}, got {kind!r} "
-                              "(load_tracker_config reads bytetrack files, botsort.load_botsort_config botsort files)")
+                              "(tracking.load_config reads a tracker file of any type)")
         return settings_from_mapping(cls, data, where)
 
 

@@ -32,42 +32,42 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
-from ..config import find_settings_file, read_yaml, settings_from_mapping
+from ..config import find_settings_file, read_yaml
 from ..errors import ConfigError
 from ..results import Results
 from . import kalman
-from .bytetrack import Tracker, _assign, _iou_distance, _joint, _measurements, _without
+from .bytetrack import (  # ByteTrack's fixed thresholds and track states are MaskTracker's too
+    DUPLICATE_THRESH,
+    LOST,
+    LOW_SCORE_MATCH_THRESH,
+    REMOVED,
+    TRACKED,
+    UNCONFIRMED_MATCH_THRESH,
+    Tracker,
+    _assign,
+    _AssociationConfig,
+    _iou_distance,
+    _joint,
+    _measurements,
+    _without,
+)
 from .overlap import crop_rects, duplicate_owners, mask_areas, pair_mask_iou
-
-# ByteTrack's fixed thresholds (as in bytetrack.py): the second (low-score) association, the association of tracks
-# born in the last frame, the IoU distance below which a tracked and a lost track are one object, and how many removed
-# tracks are remembered.
-LOW_SCORE_MATCH_THRESH = 0.5
-UNCONFIRMED_MATCH_THRESH = 0.7
-DUPLICATE_THRESH = 0.15
-REMOVED_MEMORY = 1000
-
-TRACKED, LOST, REMOVED = 1, 2, 3
 
 
 @dataclass(frozen=True)
-class MaskTrackConfig:
-    """MaskTracker settings (edgeseg/configs/masktrack.yaml): ByteTrack's, with Ultralytics' defaults, and the merge,
-    mask and class-vote settings."""
+class MaskTrackConfig(_AssociationConfig):
+    """MaskTracker settings (edgeseg/configs/masktrack.yaml): ByteTrack's, with Ultralytics' defaults and checks (a
+    similarity of box and mask IoU where ByteTrack has the box IoU alone), and the merge, mask and class-vote
+    settings."""
 
-    track_high_thresh: float = 0.25  # detections at or above this take part in the first association
-    track_low_thresh: float = 0.1  # detections above this (and below the high one) in the second
-    new_track_thresh: float = 0.25  # an unmatched high-score candidate at or above this starts a track
-    track_buffer: int = 30  # frames (at 30 fps) a lost track waits to be found again
-    match_thresh: float = 0.8  # the largest (fused) distance 1 - similarity of a first-association match
-    fuse_score: bool = True  # first association: distance 1 - similarity * score instead of 1 - similarity
+    TRACKER_TYPE: ClassVar[str] = "masktrack"
+
     mask_weight: float = 0.5  # similarity = (1 - mask_weight) * box IoU + mask_weight * mask IoU
     merge_box_iou: float = 0.5  # detections of different classes overlapping this much (box IoU) ...
     merge_mask_iou: float = 0.5  # ... and this much (mask IoU) are one object
@@ -80,34 +80,13 @@ class MaskTrackConfig:
     recover_thresh: float = 0.7  # ... and matched at a distance 1 - similarity below this
 
     def __post_init__(self) -> None:
-        for name in ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh", "mask_weight",
-                     "merge_box_iou", "merge_mask_iou", "class_decay", "partial_area", "recover_expand",
-                     "recover_thresh"):
+        super().__post_init__()
+        for name in ("mask_weight", "merge_box_iou", "merge_mask_iou", "class_decay", "partial_area",
+                     "recover_expand", "recover_thresh"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}")
             object.__setattr__(self, name, float(value))
-        if self.track_low_thresh > self.track_high_thresh:
-            raise ConfigError(f"track_low_thresh ({self.track_low_thresh}) must not be above track_high_thresh "
-                              f"({self.track_high_thresh})")
-        buffer = self.track_buffer
-        if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0:
-            raise ConfigError(f"track_buffer must be a non-negative number of frames, got {buffer!r}")
-        if not isinstance(self.fuse_score, bool):
-            raise ConfigError(f"fuse_score must be true or false, got {self.fuse_score!r}")
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "tracker config") -> MaskTrackConfig:
-        """From a YAML mapping; unknown keys are an error. `tracker_type`, when given, must be masktrack."""
-        if data is None:
-            return cls()
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{where} must be a mapping of settings, got {type(data).__name__}")
-        data = dict(data)
-        kind = data.pop("tracker_type", "masktrack")
-        if kind != "masktrack":
-            raise ConfigError(f"{where}: tracker_type must be masktrack for a MaskTrackConfig, got {kind!r}")
-        return settings_from_mapping(cls, data, where)
 
 
 def load_masktrack_config(path: str | Path) -> MaskTrackConfig:
