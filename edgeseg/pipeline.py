@@ -7,6 +7,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -22,11 +23,13 @@ class _Failure:
 
 
 def overlapped(items: Iterable[Any], prepare: Callable[[Any], Any], infer: Callable[[Any], Any],
-               finish: Callable[[Any], Iterable[T]], depth: int = 2) -> Iterator[T]:
+               finish: Callable[[Any], Iterable[T]], depth: int = 2, in_flight: int = 1) -> Iterator[T]:
     """Yields from finish(infer(prepare(item))) for each item of `items`, in order, with the reading of `items`
     and prepare in one thread, infer in another and finish in the caller's. `depth`: items waiting between two
-    stages. An exception in a stage (or in iterating `items`) is raised in the caller's thread once the items
-    before it are finished; closing the generator early stops both threads."""
+    stages. `in_flight`: infer calls running at once (threads of their own), for a backend whose device works on
+    several requests together (OpenVINO's throughput hint); `infer` must then be thread-safe, and up to depth +
+    in_flight prepared items wait on it. An exception in a stage (or in iterating `items`) is raised in the
+    caller's thread once the items before it are finished; closing the generator early stops the threads."""
     stop = threading.Event()
     prepared: queue.Queue = queue.Queue(maxsize=depth)
     inferred: queue.Queue = queue.Queue(maxsize=depth)
@@ -64,8 +67,25 @@ def overlapped(items: Iterable[Any], prepare: Callable[[Any], Any], infer: Calla
             if not put(inferred, result):
                 return
 
+    def run_many() -> None:
+        # futures in submission order: the caller's thread takes them in order, whichever run ends first
+        runs = ThreadPoolExecutor(in_flight, thread_name_prefix="edgeseg-infer")
+        try:
+            while True:
+                item = _take(prepared, stop)
+                if item is None or isinstance(item, _Failure) or item is _END:
+                    if item is not None:
+                        put(inferred, item)
+                    return
+                if not put(inferred, runs.submit(infer, item)):
+                    return
+        finally:
+            runs.shutdown(cancel_futures=True)  # closed early: the runs not started are not started
+
+    if in_flight < 1:
+        raise ValueError(f"in_flight must be at least 1, got {in_flight}")
     workers = [threading.Thread(target=read, name="edgeseg-read", daemon=True),
-               threading.Thread(target=run, name="edgeseg-infer", daemon=True)]
+               threading.Thread(target=run if in_flight == 1 else run_many, name="edgeseg-infer", daemon=True)]
     for w in workers:
         w.start()
     try:
@@ -75,7 +95,7 @@ def overlapped(items: Iterable[Any], prepare: Callable[[Any], Any], infer: Calla
                 return
             if isinstance(item, _Failure):
                 raise item.error
-            yield from finish(item)
+            yield from finish(item.result() if isinstance(item, Future) else item)
     finally:
         stop.set()
         for w in workers:

@@ -399,8 +399,12 @@ class Segmenter:
         cfg = self.config if config is None else config
         if depth < 1:
             raise ConfigError(f"depth must be at least 1, got {depth}")
-        # each batch in flight needs its own input buffer: up to `depth` queued, one in the network, one being read
-        pool = [self._preprocessor() for _ in range(depth + 2)]
+        # several runs at once where the backend's device wants them (OpenVINO's throughput hint); never on the GPU
+        # path, whose outputs may sit in buffers the next run overwrites
+        in_flight = max(1, int(self.backend.requests_in_flight)) if self._gpu is None else 1
+        # each batch in flight needs its own input buffer: up to `depth` queued before the network and, with several
+        # runs, up to depth + in_flight more waiting on or in it, one in the network, one being read
+        pool = [self._preprocessor() for _ in range(depth + 2 + (depth + in_flight if in_flight > 1 else 0))]
         turns = itertools.count()
 
         def prepare(batch: list[Frame]) -> tuple:
@@ -417,7 +421,7 @@ class Segmenter:
 
         with self._open(source, strict) as frames:
             yield from overlapped(self._batches(frames), prepare, infer,
-                                  lambda item: self._finish(*item, cfg), depth)
+                                  lambda item: self._finish(*item, cfg), depth, in_flight)
 
     def stream_pipelined(self, source: Any, depth: int = 2, strict: bool = True) -> Iterator[Results]:
         """stream_frames without the frames: Results in order, the stages overlapped."""

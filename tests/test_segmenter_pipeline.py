@@ -122,3 +122,58 @@ def test_strict_false_skips_an_unreadable_image(shapes_onnx, frames, tmp_path):
     seg = Segmenter(shapes_onnx)
     assert [r.path for r in seg.predict(tmp_path, strict=False)] == [str(good)]
     assert [r.path for r in seg.stream_pipelined(tmp_path, strict=False)] == [str(good)]
+
+
+def test_several_runs_in_flight_keep_the_order_and_run_together():
+    """overlapped(in_flight=N): N infer calls at once (a device that works on several requests together), results
+    still in order, an error raised in order, and closing early leaves no thread behind."""
+    import threading
+    import time
+
+    from edgeseg.pipeline import overlapped
+
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def infer(item: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02 * (item % 3))  # later items may end first
+        with lock:
+            running[0] -= 1
+        if item == 13:
+            raise ValueError("item 13")
+        return item * 10
+
+    out = list(overlapped(range(12), lambda i: i, infer, lambda r: [r], depth=2, in_flight=3))
+    assert out == [i * 10 for i in range(12)] and most[0] == 3
+    got = []
+    with pytest.raises(ValueError, match="item 13"):
+        for r in overlapped(range(20), lambda i: i, infer, lambda r: [r], depth=2, in_flight=3):
+            got.append(r)
+    assert got == [i * 10 for i in range(13)]
+    before = threading.active_count()
+    stream = overlapped(range(1000), lambda i: i, infer, lambda r: [r], depth=2, in_flight=3)
+    assert [next(stream) for _ in range(3)] == [0, 10, 20]
+    stream.close()
+    time.sleep(0.3)
+    assert threading.active_count() <= before
+    with pytest.raises(ValueError, match="in_flight"):
+        list(overlapped(range(2), lambda i: i, infer, lambda r: [r], in_flight=0))
+
+
+def test_openvino_throughput_runs_several_requests_and_gives_the_same_results(shapes_onnx, frames):
+    pytest.importorskip("openvino")
+    from edgeseg import ProviderOptions
+
+    options = ProviderOptions(openvino_hint="throughput")
+    with Segmenter(shapes_onnx, backend="openvino", provider_options=options) as seg, \
+            Segmenter(shapes_onnx, backend="openvino") as single:
+        assert seg.backend.requests_in_flight >= 1 and single.backend.requests_in_flight == 1
+        many = [r for _, r in seg.stream_frames(frames)]
+        one = [r for _, r in single.stream_frames(frames)]
+    assert len(many) == len(one) == len(frames)
+    for a, b in zip(many, one, strict=True):
+        np.testing.assert_allclose(a.boxes.xyxy, b.boxes.xyxy, atol=1e-3)
+        np.testing.assert_array_equal(a.boxes.cls, b.boxes.cls)

@@ -476,7 +476,9 @@ def _run_video(args: argparse.Namespace, source: str | list[str], save: Path | N
     if tracked and args.conf is None and args.config is None:
         cfg = cfg.replace(conf=TRACK_CONF)  # as Segmenter.track: the tracker's second association needs them
     # the stages share the cores: ONNX Runtime's threads must not spin while the others work
-    cfg = cfg.replace(provider_options=cfg.provider_options.replace(cpu_spinning=False))
+    # OpenVINO (only it reads the hint): several runs in flight, its throughput mode, unless a hint was given
+    cfg = cfg.replace(provider_options=cfg.provider_options.replace(
+        cpu_spinning=False, openvino_hint=cfg.provider_options.openvino_hint or "throughput"))
     # the view listens before the model loads: a browser opened at once waits for the first frame
     view = _open_view(args, stream_names(source if several else [source]))
     with view or contextlib.nullcontext(), Segmenter.from_config(args.model, cfg) as seg:

@@ -38,6 +38,7 @@ class Backend(ABC):
     # The GPU path (Segmenter(device="cuda")) reads the outputs where the network wrote them when outputs_on_gpu:
     outputs_on_gpu: bool = False  # infer_on_device() leaves the outputs in GPU memory
     outputs_reused: bool = False  # ... in fixed buffers that the next run overwrites (a pipeline must copy them)
+    requests_in_flight: int = 1  # runs a video pipeline keeps going at once (infer() is then called from threads)
     binding_device: tuple[str, int] = ("cpu", 0)  # where infer_on_device leaves them: ("cuda", GPU index)
     # a class default, so that a constructor that fails half-way can still close() what it opened
     _closed: bool = False
