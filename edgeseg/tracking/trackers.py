@@ -36,7 +36,7 @@ def load_config(path: str | os.PathLike) -> AnyTrackerConfig:
     found = find_settings_file(path, "tracker config")
     data = read_yaml(found, "tracker config")
     kind = data.get("tracker_type")
-    if kind not in TRACKERS:
+    if not isinstance(kind, str) or kind not in TRACKERS:  # a list or a mapping there is no name either
         known = ", ".join(TRACKERS)
         what = "has no tracker_type" if kind is None else f"has tracker_type {kind!r}"
         raise ConfigError(f"tracker config {found} {what}: give one of {known}")

@@ -44,6 +44,7 @@ def test_the_default_is_the_mask_tracker():
 @pytest.mark.parametrize("text, words", [
     ("track_buffer: 30\n", "has no tracker_type: give one of masktrack, bytetrack, botsort"),
     ("tracker_type: ocsort\n", "has tracker_type 'ocsort'"),
+    ("tracker_type: [botsort]\n", "has tracker_type ['botsort']"),
     ("tracker_type: botsort\nmatch_thresh: 2\n", "match_thresh must be a number in [0, 1]"),
     ("tracker_type: bytetrack\ngmc_method: none\n", "gmc_method"),
 ])
