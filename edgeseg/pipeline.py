@@ -53,23 +53,9 @@ def overlapped(items: Iterable[Any], prepare: Callable[[Any], Any], infer: Calla
             put(prepared, _Failure(e))
 
     def run() -> None:
-        while True:
-            item = _take(prepared, stop)
-            if item is None or isinstance(item, _Failure) or item is _END:
-                if item is not None:
-                    put(inferred, item)
-                return
-            try:
-                result = infer(item)
-            except BaseException as e:
-                put(inferred, _Failure(e))
-                return
-            if not put(inferred, result):
-                return
-
-    def run_many() -> None:
-        # futures in submission order: the caller's thread takes them in order, whichever run ends first
-        runs = ThreadPoolExecutor(in_flight, thread_name_prefix="edgeseg-infer")
+        # with several runs in flight, futures in submission order: the caller's thread takes them in order,
+        # whichever run ends first
+        runs = ThreadPoolExecutor(in_flight, thread_name_prefix="edgeseg-infer") if in_flight > 1 else None
         try:
             while True:
                 item = _take(prepared, stop)
@@ -77,15 +63,24 @@ def overlapped(items: Iterable[Any], prepare: Callable[[Any], Any], infer: Calla
                     if item is not None:
                         put(inferred, item)
                     return
-                if not put(inferred, runs.submit(infer, item)):
+                if runs is not None:
+                    handed = runs.submit(infer, item)
+                else:
+                    try:
+                        handed = infer(item)
+                    except BaseException as e:
+                        put(inferred, _Failure(e))
+                        return
+                if not put(inferred, handed):
                     return
         finally:
-            runs.shutdown(cancel_futures=True)  # closed early: the runs not started are not started
+            if runs is not None:
+                runs.shutdown(cancel_futures=True)  # closed early: the runs not started are not started
 
     if in_flight < 1:
         raise ValueError(f"in_flight must be at least 1, got {in_flight}")
     workers = [threading.Thread(target=read, name="edgeseg-read", daemon=True),
-               threading.Thread(target=run if in_flight == 1 else run_many, name="edgeseg-infer", daemon=True)]
+               threading.Thread(target=run, name="edgeseg-infer", daemon=True)]
     for w in workers:
         w.start()
     try:

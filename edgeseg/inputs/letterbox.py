@@ -44,10 +44,9 @@ class Letterbox:
 
         As Ultralytics' scale_boxes: the gain is recomputed from the two shapes, per axis.
         """
-        (h1, w1), (h0, w0) = self.dst_shape, self.src_shape
-        gain = min(h1 / h0, w1 / w0)
-        new_h, new_w = max(round(h0 * gain), 1), max(round(w0 * gain), 1)
-        pad_x, pad_y = round((w1 - new_w) / 2 - 0.1), round((h1 - new_h) / 2 - 0.1)
+        h0, w0 = self.src_shape
+        pad_y, pad_x, bottom, right = content_box(self.dst_shape, self.src_shape)
+        new_h, new_w = bottom - pad_y, right - pad_x
         out = np.empty_like(boxes, dtype=np.float32)
         out[:, [0, 2]] = (boxes[:, [0, 2]] - np.float32(pad_x)) / np.float32(new_w / w0)
         out[:, [1, 3]] = (boxes[:, [1, 3]] - np.float32(pad_y)) / np.float32(new_h / h0)

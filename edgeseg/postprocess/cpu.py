@@ -98,12 +98,7 @@ def to_source(det: Detections, protos: np.ndarray, letterbox: Letterbox) -> tupl
     bounds = box_pixels(xyxy, shape)
     upsample, crop = mask_geometry(protos.shape[1:], shape)
     flat, offsets = masks_in_boxes(protos, det.coefs, bounds, upsample, crop, shape)
-    crops = [flat[offsets[k] : offsets[k + 1]].reshape(bounds[k, 3] - bounds[k, 1], bounds[k, 2] - bounds[k, 0])
-             for k in range(len(bounds))]
-    keep = np.array([c.size > 0 and bool(c.any()) for c in crops], np.bool_)
-    masks = Masks(tuple(c for c, k in zip(crops, keep, strict=True) if k), bounds[keep][:, :2].copy(), shape)
-    boxes = Boxes(xyxy[keep], det.conf[keep].astype(np.float32), det.cls[keep].astype(np.int64), shape)
-    return boxes, masks
+    return _with_masks(det, xyxy, bounds, flat, offsets, shape)
 
 
 def to_input_frame(det: Detections, protos: np.ndarray, letterbox: Letterbox) -> tuple[Boxes, Masks]:
@@ -113,11 +108,17 @@ def to_input_frame(det: Detections, protos: np.ndarray, letterbox: Letterbox) ->
     frame = letterbox.dst_shape
     bounds = box_pixels(det.xyxy, frame)
     flat, offsets = masks_in_boxes(protos, det.coefs, bounds, 1, (0, 0, *protos.shape[1:]), frame)
+    return _with_masks(det, letterbox.boxes_to_source(det.xyxy), bounds, flat, offsets, letterbox.src_shape, frame)
+
+
+def _with_masks(det: Detections, xyxy: np.ndarray, bounds: np.ndarray, flat: np.ndarray, offsets: np.ndarray,
+                shape: tuple[int, int], input_shape: tuple[int, int] | None = None) -> tuple[Boxes, Masks]:
+    """Boxes (`xyxy`, source pixels) and Masks of the objects whose mask, laid out in `flat` over `bounds` in the
+    masks' frame (the source, or `input_shape`), is not empty: Ultralytics drops the others."""
     crops = [flat[offsets[k] : offsets[k + 1]].reshape(bounds[k, 3] - bounds[k, 1], bounds[k, 2] - bounds[k, 0])
              for k in range(len(bounds))]
     keep = np.array([c.size > 0 and bool(c.any()) for c in crops], np.bool_)
-    masks = Masks(tuple(c for c, k in zip(crops, keep, strict=True) if k), bounds[keep][:, :2].copy(),
-                  letterbox.src_shape, frame)
-    boxes = Boxes(letterbox.boxes_to_source(det.xyxy[keep]), det.conf[keep].astype(np.float32),
-                  det.cls[keep].astype(np.int64), letterbox.src_shape)
+    masks = Masks(tuple(c for c, k in zip(crops, keep, strict=True) if k), bounds[keep][:, :2].copy(), shape,
+                  input_shape)
+    boxes = Boxes(xyxy[keep], det.conf[keep].astype(np.float32), det.cls[keep].astype(np.int64), shape)
     return boxes, masks

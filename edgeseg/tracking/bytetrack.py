@@ -275,19 +275,33 @@ class Tracker:
             activated.append(_Track(self._next_id, mean, cov, int(det), self.frame, confirmed=self.frame == 1))
             self._next_id += 1
         # 5. lost tracks not seen for too long
+        self._end_frame(activated, refound, lost, removed)
+        return self._output(results, start)
+
+    def _end_frame(self, activated: list[_Track], refound: list[_Track], lost: list[_Track],
+                   removed: list[_Track]) -> None:
+        """The end of a frame: lost tracks not seen for too long are removed, then the lists brought up to date."""
         for track in self._lost:
             if self.frame - track.frame > self.max_frames_lost:
                 track.state = REMOVED
                 removed.append(track)
         self._merge(activated, refound, lost, removed)
 
+    def _output(self, results: Results, start: float) -> Results:
+        """The detections the confirmed tracks took, in detection order, with their ids (and what _labels adds),
+        and the time since `start` as speed["track"]."""
         shown = [t for t in self._tracked if t.confirmed]
         dets = np.array([t.det for t in shown], np.int64)
         order = np.argsort(dets, kind="stable")
+        shown = [shown[k] for k in order]
         out = results[dets[order]]
-        boxes = dataclasses.replace(out.boxes, id=np.array([shown[k].id for k in order], np.int64))
+        boxes = dataclasses.replace(out.boxes, id=np.array([t.id for t in shown], np.int64), **self._labels(shown))
         speed = {**results.speed, "track": (time.perf_counter() - start) * 1e3}
         return Results(out.orig_img, out.path, out.names, boxes, out.masks, speed)
+
+    def _labels(self, shown: list[_Track]) -> dict[str, np.ndarray]:
+        """Box fields beside the ids, one value per shown track: none for ByteTrack."""
+        return {}
 
     def _predict(self, tracks: list[_Track]) -> None:
         if not tracks:

@@ -30,7 +30,6 @@ The output is the input indexed by the detections tracks took: the detector's bo
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,20 +224,12 @@ class MaskTracker(Tracker):
             self._observe(track, frame, int(det))
         self._correct(taken, frame)
         # 6. lost tracks not seen for too long
-        for track in self._lost:
-            if self.frame - track.frame > self.max_frames_lost:
-                track.state = REMOVED
-                removed.append(track)
-        self._merge(activated, refound, lost, removed)
+        self._end_frame(activated, refound, lost, removed)
+        return self._output(results, start)
 
-        shown = [t for t in self._tracked if t.confirmed]
-        dets = np.array([t.det for t in shown], np.int64)
-        order = np.argsort(dets, kind="stable")
-        out = results[dets[order]]
-        boxes = dataclasses.replace(out.boxes, id=np.array([shown[k].id for k in order], np.int64),
-                                    track_cls=np.array([shown[k].cls for k in order], np.int64))
-        speed = {**results.speed, "track": (time.perf_counter() - start) * 1e3}
-        return Results(out.orig_img, out.path, out.names, boxes, out.masks, speed)
+    def _labels(self, shown: list[_Track]) -> dict[str, np.ndarray]:  # type: ignore[override]
+        """Each shown track's voted class, as boxes.track_cls."""
+        return {"track_cls": np.array([t.cls for t in shown], np.int64)}
 
     def _observe(self, track: _Track, frame: _Frame, det: int, full: bool = True) -> None:
         """The track took candidate `det`: it votes for the classes of the detections it stands for, each with its

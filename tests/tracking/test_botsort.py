@@ -15,12 +15,18 @@ import yaml
 
 from edgeseg import ConfigError
 from edgeseg.app.synthetic import make_scene, panning_frames
-from edgeseg.results import Results
 from edgeseg.tracking import Tracker, TrackerConfig, kalman, load_tracker_config
 from edgeseg.tracking.botsort import BotSort, BotSortConfig, load_botsort_config
 from edgeseg.tracking.gmc import CameraMotion
 from tests.tracking import test_bytetrack
-from tests.tracking.test_bytetrack import SHAPE, detection_indices, frame_result, identity_scores, random_walk
+from tests.tracking.test_bytetrack import (
+    SHAPE,
+    detection_indices,
+    edgeseg_ids,
+    frame_result,
+    identity_scores,
+    random_walk,
+)
 
 ultralytics_ids = test_bytetrack.ultralytics_ids  # fed the BOTSORT class, it feeds it as it feeds BYTETracker
 byte_tracker = test_bytetrack.byte_tracker  # the fixture that imports Ultralytics' trackers, lap or not
@@ -78,15 +84,6 @@ def ultralytics_trackers(byte_tracker):
     from ultralytics.trackers.utils.stracks import multi_gmc
 
     return types.SimpleNamespace(BOTSORT=BOTSORT, GMC=GMC, KalmanFilterXYWH=KalmanFilterXYWH, multi_gmc=multi_gmc)
-
-
-def edgeseg_ids(frames: list[Results], config: BotSortConfig) -> list[dict[int, int]]:
-    tracker = BotSort(config)
-    out = []
-    for r in frames:
-        tracked = tracker.update(r)
-        out.append(dict(zip(detection_indices(tracked, r).tolist(), tracked.boxes.id.tolist(), strict=True)))
-    return out
 
 
 def assert_same_ids(expected: list[dict[int, int]], got: list[dict[int, int]]) -> None:

@@ -16,7 +16,7 @@ from scipy.optimize import linear_sum_assignment
 
 from edgeseg import ConfigError
 from edgeseg.results import Boxes, Masks, Results
-from edgeseg.tracking import Tracker, TrackerConfig, load_tracker_config
+from edgeseg.tracking import Tracker, TrackerConfig, load_tracker_config, make_tracker
 from edgeseg.tracking.bytetrack import _assign
 
 CONFIG = Path(__file__).resolve().parents[2] / "edgeseg" / "configs" / "bytetrack.yaml"
@@ -243,7 +243,8 @@ def ultralytics_ids(byte_tracker, frames: list[Results], settings: dict) -> list
 
 
 def edgeseg_ids(frames: list[Results], config: TrackerConfig) -> list[dict[int, int]]:
-    tracker = Tracker(config)
+    """Detection index -> track id per frame from the edgeseg tracker that `config` is the settings of."""
+    tracker = make_tracker(config)
     out = []
     for r in frames:
         tracked = tracker.update(r)
