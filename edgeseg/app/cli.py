@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GPU_DEVICES = ("cuda", "gpu", "tensorrt", "trt")  # --device names that put the post-processing on the GPU
+MODEL_HELP = "model file: .onnx, a TensorRT .engine / .plan, an OpenVINO .xml or Ultralytics' _openvino_model folder"
+BACKEND_HELP = ("what runs the network: auto (by the model file: .onnx onnxruntime, .engine tensorrt, .xml or an "
+                "_openvino_model folder openvino), or onnxruntime, tensorrt, openvino (.onnx too)")
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -129,14 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run Ultralytics' predict on the same model, interleaved (needs the export extra)")
     p.add_argument("--video", action="store_true", help="also measure pipelined against sequential video throughput")
     p.add_argument("--no-startup", dest="startup", action="store_false",
-                   help="skip the cold-start and memory measurements (fresh processes, about half a minute)")
+                   help="skip the cold-start and memory measurements (fresh processes, about half a minute for the "
+                        "first model and backend, a quarter for each other one)")
+    p.add_argument("--val", metavar="DATA", type=Path,
+                   help="also score each edgeseg run's box and mask mAP on this labelled dataset (data.yaml, as for "
+                        "edgeseg val; needs the val extra): FP32 against INT8 on each backend, say")
     p.add_argument("--out", type=Path, help="write benchmark.json and the plots into this folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
-    p = commands.add_parser("export", help="export a YOLO-seg checkpoint to ONNX or TensorRT",
-                            description="Export a YOLO-seg .pt checkpoint to ONNX (FP32, FP16, INT8 QDQ) or a TensorRT "
-                                        "engine, optionally verified against the checkpoint. Needs the export extra: "
+    p = commands.add_parser("export", help="export a YOLO-seg checkpoint to ONNX, TensorRT or OpenVINO",
+                            description="Export a YOLO-seg .pt checkpoint to ONNX (FP32, FP16, INT8 QDQ), a TensorRT "
+                                        "engine or an OpenVINO IR (FP32, FP16, INT8 by NNCF), optionally verified "
+                                        "against the checkpoint. Needs the export extra: "
                                         "pip install 'edgeseg[export]'.")
     p.add_argument("checkpoint", help="YOLO-seg checkpoint (.pt), e.g. yolo11n-seg.pt (.onnx or .engine with --triton)")
     p.add_argument("--format", choices=("onnx", "engine", "openvino"), default="onnx",
@@ -170,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Score a model on the val: images of an Ultralytics-format segmentation "
                                         "dataset: box and mask mAP50 and mAP50-95, overall and per class, with "
                                         "pycocotools' COCOeval. Needs the val extra: pip install 'edgeseg[val]'.")
-    p.add_argument("--model", required=True, help="model file: .onnx, or a TensorRT .engine / .plan")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--data", required=True, help="data.yaml: path:, val: (a folder of images or a .txt list), names:")
     p.add_argument("--imgsz", type=parse_imgsz_arg, help="input size: 640 or 480,640 (model's own)")
     p.add_argument("--conf", type=float, default=0.001, help="confidence threshold (0.001, as Ultralytics' val)")
@@ -178,9 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-det", type=int, default=300, help="most detections per image (300)")
     p.add_argument("--batch", type=int, default=1, help="images per network run (dynamic-batch models)")
     device = p.add_mutually_exclusive_group()
-    device.add_argument("--device", help="cpu, cuda, cuda:N or tensorrt[:N]: the network's provider")
+    device.add_argument("--device", help="cpu, cuda, cuda:N or tensorrt[:N]: the network's provider; "
+                                         "openvino:DEVICE (CPU, GPU, NPU, AUTO): the OpenVINO backend on that device")
     device.add_argument("--providers", help="onnxruntime providers in order, comma-separated, or auto")
-    p.add_argument("--threads", type=int, help="ONNX Runtime's CPU threads")
+    p.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
+    p.add_argument("--threads", type=int, help="ONNX Runtime's or OpenVINO's CPU threads")
     p.add_argument("--save-json", type=Path, help="also write the report as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -203,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_model_options(p: argparse.ArgumentParser, source: str = "image files, folders or glob patterns") -> None:
-    p.add_argument("--model", required=True, help="model file: .onnx, or a TensorRT .engine / .plan")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--source", required=True, nargs="+", help=source)
     p.add_argument("--config", help="YAML settings file, or the shipped default.yaml; flags override it")
     p.add_argument("--conf", type=float, help="confidence threshold (0.25; track: 0.1, as Ultralytics)")
@@ -222,9 +232,7 @@ def _add_model_options(p: argparse.ArgumentParser, source: str = "image files, f
                                          "also run the post-processing on that GPU (numba.cuda); openvino:DEVICE "
                                          "(CPU, GPU, NPU, AUTO): the OpenVINO backend on that device")
     device.add_argument("--providers", help="onnxruntime providers in order, comma-separated, or auto")
-    p.add_argument("--backend", choices=BACKENDS,
-                   help="what runs the network: auto (by the model file: .onnx onnxruntime, .engine tensorrt, .xml or "
-                        "an _openvino_model folder openvino), or onnxruntime, tensorrt, openvino (.onnx too)")
+    p.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
     p.add_argument("--threads", type=int, help="ONNX Runtime's or OpenVINO's CPU threads (one per core); fewer leave "
                                                "cores free for a video's reading, drawing and writing")
     p.add_argument("--trt-fp16", action="store_true", default=None,
@@ -546,7 +554,7 @@ def run_benchmark_cmd(args: argparse.Namespace) -> int:
                            providers=_split([args.providers]), imgsz=args.imgsz, batch=args.batch, warmup=args.warmup,
                            iters=args.iters, compare=_split(args.compare), out_dir=args.out, video=args.video,
                            progress=not args.quiet, startup=args.startup, devices=_split([args.devices]),
-                           backends=_split([args.backends]))
+                           backends=_split([args.backends]), val=args.val)
     print(format_table(report))
     if args.out:
         plots = report.get("plots") or []

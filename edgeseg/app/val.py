@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 STAGES = ("preprocess", "inference", "postprocess", "scoring")
 INSTALL_HINT = 'pip install "edgeseg[val]"'
+# how Ultralytics' val runs the model: every box down to conf 0.001 counts towards the precision-recall curve
+VAL_SETTINGS = {"conf": 0.001, "iou": 0.7, "max_det": 300, "multi_label": True}
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class ValReport:
     iou: float
     max_det: int
     evaluator: str
+    runs_on: str = ""  # the backend and device the network ran on, as Segmenter.providers names them
 
     def format(self) -> str:
         """The table Ultralytics' val prints, with mAP columns only (COCOeval gives no single precision and recall
@@ -102,7 +105,8 @@ class ValReport:
         lines += [row % (c.name, c.images, c.instances, c.box_map50, c.box_map50_95, c.mask_map50, c.mask_map50_95)
                   for c in self.classes]
         lines.append("Speed: " + ", ".join(f"{self.speed[s]:.1f}ms {s}" for s in STAGES) + " per image")
-        lines.append(f"{self.model} at {self.imgsz[0]}x{self.imgsz[1]}, conf {self.conf:g}, iou {self.iou:g}, "
+        on = f" on {self.runs_on}" if self.runs_on else ""
+        lines.append(f"{self.model}{on} at {self.imgsz[0]}x{self.imgsz[1]}, conf {self.conf:g}, iou {self.iou:g}, "
                      f"max_det {self.max_det}, multi-label NMS, on {self.data}")
         lines.append(f"scored by {self.evaluator}")
         return "\n".join(lines)
@@ -120,10 +124,10 @@ def validate(
     data: str | Path,
     *,
     imgsz: int | tuple[int, int] | None = None,
-    conf: float = 0.001,
-    iou: float = 0.7,
+    conf: float = VAL_SETTINGS["conf"],
+    iou: float = VAL_SETTINGS["iou"],
     batch: int = 1,
-    max_det: int = 300,
+    max_det: int = VAL_SETTINGS["max_det"],
     progress: bool = True,
     save_json: str | Path | None = None,
 ) -> ValReport:
@@ -155,7 +159,7 @@ def validate(
     detections: list[dict] = []
     totals = dict.fromkeys(STAGES, 0.0)  # ms over all images
     with _open(model_or_segmenter, imgsz, conf, iou, batch, max_det) as seg:
-        _check_names(seg, dataset)
+        check_names(seg, dataset)
         with Progress(len(dataset.images), "val", enabled=progress and len(dataset.images) > 1) as bar:
             for k, result in enumerate(seg.stream([str(p) for p in dataset.images])):
                 t0 = time.perf_counter()
@@ -168,7 +172,7 @@ def validate(
                     totals[stage] += result.speed.get(stage, 0.0)
                 bar.update()
         settings = seg.config
-        model_path, input_size = str(seg.model_path), seg.imgsz
+        model_path, input_size, runs_on = str(seg.model_path), seg.imgsz, ", ".join(seg.providers)
 
     t0 = time.perf_counter()
     categories = [{"id": c, "name": name} for c, name in dataset.names.items()]
@@ -181,10 +185,17 @@ def validate(
         box_map50=scores["box_map50"], box_map50_95=scores["box_map50_95"], mask_map50=scores["mask_map50"],
         mask_map50_95=scores["mask_map50_95"], classes=_class_rows(dataset, objects, scores["classes"]),
         speed={s: totals[s] / max(len(image_records), 1) for s in STAGES}, imgsz=tuple(input_size),
-        conf=settings.conf, iou=settings.iou, max_det=settings.max_det, evaluator=_evaluator())
+        conf=settings.conf, iou=settings.iou, max_det=settings.max_det, evaluator=_evaluator(),
+        runs_on=runs_on)
     if save_json is not None:
         write_json(save_json, report.to_json())
     return report
+
+
+def check_val_ready(data: str | Path) -> ValData:
+    """What validate needs before any model loads: pycocotools, and a readable data.yaml whose images are there."""
+    _require_pycocotools()
+    return load_data(data)
 
 
 def load_data(path: str | Path) -> ValData:
@@ -334,7 +345,7 @@ def _open(model: str | Path | Segmenter, imgsz: Any, conf: float, iou: float, ba
     return nullcontext(model)
 
 
-def _check_names(seg: Segmenter, dataset: ValData) -> None:
+def check_names(seg: Segmenter, dataset: ValData) -> None:
     """The model predicts the dataset's classes: the same count (class indices are compared, not names)."""
     if len(seg.names) != len(dataset.names):
         raise ConfigError(f"{seg.model_path.name} has {len(seg.names)} classes but {dataset.yaml} names "

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from edgeseg.app.benchmark import run_benchmark
 from edgeseg.app.benchmark.run import check_options
 from edgeseg.app.benchmark.stats import paired_ratio, percentile, summarize
+from edgeseg.assets import demo_model_path
 from edgeseg.errors import ConfigError
 
 EDGESEG_STAGES = {"preprocess", "inference", "decode_nms", "masks", "contours", "isolation", "annotation", "total"}
@@ -77,12 +79,13 @@ def test_cli_writes_full_report(shapes_onnx, tmp_path):
     assert ({"cpu", "cores", "gpu", "platform", "python", "kernels", "versions"} <= set(machine)
             and machine["cores"] >= 1)
     assert machine["kernels"] in ("aot", "jit")
-    assert set(machine["versions"]) == {"edgeseg", "onnxruntime", "numba", "numpy", "opencv", "ultralytics"}
+    assert set(machine["versions"]) == {"edgeseg", "onnxruntime", "openvino", "numba", "numpy", "opencv",
+                                        "ultralytics"}
     assert machine["versions"]["ultralytics"]
     settings = report["settings"]
     assert settings == {"models": [str(shapes_onnx)], "providers": ["auto"], "backends": ["auto"], "devices": ["cpu"],
                         "source": "synthetic 640x480, 8 objects", "frames": 4, "imgsz": None, "batch": 1, "warmup": 1,
-                        "iters": 3, "compare": ["ultralytics"]}
+                        "iters": 3, "compare": ["ultralytics"], "val": None}
 
     edgeseg_run, ultra_run = report["runs"]
     assert edgeseg_run["kind"] == "edgeseg" and ultra_run["kind"] == "ultralytics"
@@ -90,8 +93,8 @@ def test_cli_writes_full_report(shapes_onnx, tmp_path):
     assert set(edgeseg_run["stages"]) == EDGESEG_STAGES
     assert set(ultra_run["stages"]) == {"preprocess", "inference", "postprocess", "total"}
     for run in report["runs"]:
-        assert set(run) == {"name", "kind", "model", "provider", "device", "objects_per_frame", "stages"}
-        assert run["device"] == "cpu"
+        assert set(run) == {"name", "kind", "model", "provider", "device", "objects_per_frame", "stages", "accuracy"}
+        assert run["device"] == "cpu" and run["accuracy"] is None  # no --val
         for stats in run["stages"].values():
             _check_stats(stats)
             assert len(stats["samples"]) == 3
@@ -104,7 +107,12 @@ def test_cli_writes_full_report(shapes_onnx, tmp_path):
     assert all(v > 0 for v in ratios.values())
     video = report["video"]
     assert video["frames"] >= 10 and video["pipelined_fps"] > 0 and video["sequential_fps"] > 0
-    assert report["cold_start"] and report["memory"]
+    (cold_start,), (memory,) = report["cold_start"], report["memory"]  # one model on one backend
+    for entry in (cold_start, memory):
+        assert (entry["model"], entry["backend"], entry["bare"]) == (shapes_onnx.name, "onnxruntime",
+                                                                     "bare onnxruntime session")
+    assert cold_start["edgeseg_jit_cold_cache_s"] > 0 and cold_start["ultralytics_s"] > 0
+    assert "cold start to the first result (fresh processes), shapes11n-seg.onnx on onnxruntime" in proc.stdout
     assert report["plots"] and all((out / p).is_file() for p in report["plots"])
 
 
@@ -127,6 +135,7 @@ def test_two_models_side_by_side(shapes_onnx, tmp_path):
     (["--compare", "detectron"], "cannot compare with 'detectron'"),
     (["--providers", "nosuch"], "execution provider 'nosuch' is not available"),
     (["--devices", "cpu,tpu"], "post-processing devices must be among cpu, cuda, got cpu, tpu"),
+    (["--val", "nope.yaml"], "dataset file not found: nope.yaml"),
 ])
 def test_bad_options_give_one_line(shapes_onnx, args, message):
     cmd = [sys.executable, "-m", "edgeseg", "benchmark", "--model", str(shapes_onnx), "--no-startup", *args]
@@ -142,3 +151,106 @@ def test_compare_without_ultralytics_says_how_to_install(shapes_onnx, monkeypatc
                         lambda name, *a: None if name == "ultralytics" else find_spec(name, *a))
     with pytest.raises(ConfigError, match=r"pip install 'edgeseg\[export\]'"):
         check_options([str(shapes_onnx)], ["auto"], (1280, 720), 20, 1, 20, 200, ["ultralytics"])
+
+
+# --- backends side by side, scored on a labelled dataset ---
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    pytest.importorskip("pycocotools")
+    from edgeseg.app.synthetic import make_scene
+    from tests.helpers.common import write_dataset
+
+    scenes = {f"{i}.png": make_scene(w, h, n, i) for i, (w, h, n) in enumerate(((160, 120, 4), (200, 150, 6),
+                                                                                 (128, 128, 3), (96, 96, 0)))}
+    return write_dataset(tmp_path_factory.mktemp("tiny-val"), scenes)
+
+
+@pytest.fixture(scope="module")
+def demo_ir(tmp_path_factory):
+    pytest.importorskip("openvino")
+    from edgeseg_export.to_openvino import to_openvino
+
+    folder = tmp_path_factory.mktemp("ir") / "shapes-320_openvino_model"
+    to_openvino(demo_model_path(), folder)
+    return folder
+
+
+def test_backends_side_by_side_each_scored_on_a_dataset(tiny_data, demo_ir):
+    from edgeseg import Segmenter
+    from edgeseg.app.benchmark.report import format_table
+    from edgeseg.app.val import VAL_SETTINGS, validate
+
+    onnx = demo_model_path()
+    # the IR runs on OpenVINO only; the .onnx on both
+    report = run_benchmark([onnx, demo_ir], backends=["onnxruntime", "openvino"], synthetic=(160, 120), objects=3,
+                           warmup=0, iters=2, progress=False, startup=False, val=tiny_data)
+    runs = report["runs"]
+    assert [(Path(r["model"]).name, r["provider"]) for r in runs] == [
+        (onnx.name, "CPUExecutionProvider"), (onnx.name, "OpenVINO:CPU"), (demo_ir.name, "OpenVINO:CPU")]
+    assert report["settings"]["val"] == str(tiny_data)
+    for run, (model, backend) in zip(runs, [(onnx, "onnxruntime"), (onnx, "openvino"), (demo_ir, "openvino")],
+                                     strict=True):
+        with Segmenter(model, backend=backend, **VAL_SETTINGS) as seg:
+            expected = validate(seg, tiny_data, progress=False)
+        assert run["accuracy"] == {"box_map50": expected.box_map50, "box_map50_95": expected.box_map50_95,
+                                   "mask_map50": expected.mask_map50, "mask_map50_95": expected.mask_map50_95,
+                                   "images": 4, "instances": 13}, run["name"]
+        assert 0.0 < run["accuracy"]["mask_map50_95"] <= 1.0
+    table = format_table(report)
+    assert f"accuracy on {tiny_data} (4 images, 13 objects" in table
+    for run in runs:
+        line = next(line for line in table.splitlines() if line.startswith(f"  {run['name']} "))
+        assert f"{run['accuracy']['mask_map50_95']:.4f}" in line
+        change = run["accuracy"]["mask_map50_95"] - runs[0]["accuracy"]["mask_map50_95"]
+        assert line.split()[-1] == f"{round(change, 4) + 0.0:+.4f}"
+
+
+def test_which_backend_takes_which_model(tmp_path, demo_ir):
+    from edgeseg.app.benchmark.run import runs_of
+
+    onnx, engine = str(demo_model_path()), str(tmp_path / "m.engine")
+    runs = runs_of([onnx, str(demo_ir)], ["onnxruntime", "openvino"], ["cpu", "cuda"], ["cpu"])
+    assert runs == [(onnx, ("onnxruntime", "cpu"), "cpu"), (onnx, ("onnxruntime", "cuda"), "cpu"),
+                    (onnx, ("openvino", "auto"), "cpu"), (str(demo_ir), ("openvino", "auto"), "cpu")]
+    assert [r[1][0] for r in runs_of([engine, onnx], ["auto"], ["auto"], ["cpu"])] == ["auto", "auto"]
+    with pytest.raises(ConfigError, match=r"m.engine cannot run on onnxruntime, openvino: give --backends"):
+        runs_of([onnx, engine], ["onnxruntime", "openvino"], ["auto"], ["cpu"])
+
+
+def test_cold_start_and_memory_for_each_model_on_each_backend(monkeypatch, caplog):
+    from edgeseg.app.benchmark import run as bench_run
+    from edgeseg.app.benchmark import startup
+
+    calls = []
+
+    def fake(kind):
+        def measure(model, **kwargs):
+            calls.append((kind, Path(model).name, kwargs["backend"], kwargs.get("jit"), kwargs["ultralytics"]))
+            return {"model": Path(model).name, "backend": kwargs["backend"]}
+        return measure
+
+    monkeypatch.setattr(startup, "measure_cold_start", fake("cold"))
+    monkeypatch.setattr(startup, "measure_memory", fake("memory"))
+    opened = [{"model": m, "runs_on": b, "provider": p} for m, b, p in (
+        ("a.onnx", "onnxruntime", "cpu"), ("a.onnx", "onnxruntime", "cuda"), ("a.onnx", "openvino", "auto"),
+        ("b.onnx", "openvino", "auto"), ("c.engine", "tensorrt", "auto"))]
+    report: dict = {}
+    with caplog.at_level("WARNING"):
+        bench_run._add_startup_and_memory(report, opened, 10, np.zeros((8, 8, 3), np.uint8))
+    # a model once per backend (its first provider); Numba's JIT variants once; Ultralytics once per model
+    assert calls == [("cold", "a.onnx", "onnxruntime", True, True), ("memory", "a.onnx", "onnxruntime", None, True),
+                     ("cold", "a.onnx", "openvino", False, False), ("memory", "a.onnx", "openvino", None, False),
+                     ("cold", "b.onnx", "openvino", False, True), ("memory", "b.onnx", "openvino", None, True)]
+    assert [(e["model"], e["backend"]) for e in report["cold_start"]] == [
+        ("a.onnx", "onnxruntime"), ("a.onnx", "openvino"), ("b.onnx", "openvino")]
+    assert "no cold start or memory for c.engine on tensorrt" in caplog.text
+
+
+def test_a_model_for_other_classes_fails_before_the_timing(tiny_data, random80_onnx, monkeypatch):
+    from edgeseg.app.benchmark import run as bench_run
+
+    monkeypatch.setattr(bench_run, "measure", lambda *a, **k: pytest.fail("timed a model the dataset cannot score"))
+    with pytest.raises(ConfigError, match=r"has 80 classes but .*data.yaml names 5"):
+        run_benchmark(random80_onnx, synthetic=(160, 120), warmup=0, iters=1, progress=False, startup=False,
+                      val=tiny_data)

@@ -17,27 +17,13 @@ from edgeseg.app.synthetic import NAMES, Scene, make_scene
 from edgeseg.app.val import label_path, load_data, validate
 from edgeseg.assets import demo_model_path
 from edgeseg.results import Boxes, Masks, Results
-from tests.helpers.common import SHAPES_ONNX, SHARED
+from tests.helpers.common import NAMES_YAML, SHAPES_ONNX, SHARED, write_dataset
 
 pytest.importorskip("pycocotools")
 
 SHARED_DATA = SHARED / "data" / "shapes-seg"
-NAMES_YAML = "names: [circle, rectangle, triangle, hexagon, star]\n"
 # (width, height, shapes, seed) of the tiny set: grid scenes, so every object shows whole, and an empty one
 SCENES = {"a.png": (160, 120, 4, 0), "b.png": (128, 128, 3, 0), "c.png": (200, 100, 5, 0), "empty.png": (96, 96, 0, 0)}
-
-
-def write_dataset(root: Path, scenes: dict[str, Scene]) -> Path:
-    """images/val/*.png and labels/val/*.txt (from each scene's exact outlines; none for an empty scene), and a
-    data.yaml with a relative path:. Returns the yaml."""
-    (root / "images" / "val").mkdir(parents=True)
-    (root / "labels" / "val").mkdir(parents=True)
-    for name, scene in scenes.items():
-        cv2.imwrite(str(root / "images" / "val" / name), scene.image)
-        if len(scene):
-            (root / "labels" / "val" / f"{Path(name).stem}.txt").write_text(scene.yolo_labels())
-    (root / "data.yaml").write_text("path: .\nval: images/val\n" + NAMES_YAML)
-    return root / "data.yaml"
 
 
 def perfect(scene: Scene, path: str, drop: tuple[int, ...] = ()) -> Results:
@@ -277,3 +263,21 @@ def test_edgeseg_val_command(tiny, tmp_path):
     nope = tmp_path / "nope.yaml"
     missing = edgeseg_cli("val", "--model", demo_model_path(), "--data", nope)
     assert missing.returncode == 1 and missing.stderr.strip() == f"edgeseg: error: dataset file not found: {nope}"
+
+
+def test_edgeseg_val_on_openvino(tiny, tmp_path):
+    pytest.importorskip("openvino")
+    from edgeseg.app.val import VAL_SETTINGS
+    from tests.helpers.common import edgeseg_cli
+
+    data, _ = tiny
+    with Segmenter(demo_model_path(), backend="openvino", **VAL_SETTINGS) as seg:
+        expected = validate(seg, data, progress=False)
+    for flags in (["--backend", "openvino"], ["--device", "openvino:CPU"]):
+        out = tmp_path / f"{flags[0][2:]}.json"
+        done = edgeseg_cli("val", "--model", demo_model_path(), "--data", data, *flags, "--save-json", out, "--quiet")
+        assert done.returncode == 0, done.stderr
+        report = json.loads(out.read_text())
+        assert (report["box_map50_95"], report["mask_map50_95"]) == (expected.box_map50_95, expected.mask_map50_95)
+        assert report["runs_on"] == expected.runs_on == "OpenVINO:CPU"
+        assert f"{Path(report['model']).name} on OpenVINO:CPU at 320x320" in done.stdout

@@ -1,5 +1,5 @@
-"""What the tests share besides fixtures: the project's test models and data, exporting with Ultralytics, the real
-command in a subprocess, and mask IoU."""
+"""What the tests share besides fixtures: the project's test models and data, exporting with Ultralytics, a labelled
+dataset of synthetic scenes, the real command in a subprocess, and mask IoU."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ SHARED = Path(os.environ.get("EDGESEG_SHARED", REPO.parent / "shared"))
 SHAPES_PT = SHARED / "models" / "shapes11n-seg.pt"
 SHAPES_ONNX = SHARED / "models" / "shapes11n-seg.onnx"
 VAL_DIR = SHARED / "data" / "shapes-seg" / "images" / "val"
+NAMES_YAML = "names: [circle, rectangle, triangle, hexagon, star]\n"  # the synthetic shapes' classes
 
 
 def export_onnx(tmp_path_factory, source: str | Path, name: str, **kwargs) -> Path:
@@ -55,3 +56,17 @@ def read_back(path: Path) -> tuple[int, tuple[int, int]]:
     size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     capture.release()
     return count, size
+
+
+def write_dataset(root: Path, scenes: dict) -> Path:
+    """An Ultralytics-format segmentation dataset of synthetic scenes ({file name: edgeseg.app.synthetic.Scene}):
+    images/val/*.png and labels/val/*.txt (from each scene's exact outlines; none for an empty scene), and a
+    data.yaml with a relative path:. Returns the yaml."""
+    (root / "images" / "val").mkdir(parents=True)
+    (root / "labels" / "val").mkdir(parents=True)
+    for name, scene in scenes.items():
+        cv2.imwrite(str(root / "images" / "val" / name), scene.image)
+        if len(scene):
+            (root / "labels" / "val" / f"{Path(name).stem}.txt").write_text(scene.yolo_labels())
+    (root / "data.yaml").write_text("path: .\nval: images/val\n" + NAMES_YAML)
+    return root / "data.yaml"

@@ -62,5 +62,5 @@ def describe_machine() -> dict:
         "kernels": MODE,  # "aot": compiled at install; "jit": compiled by Numba in the process
         "versions": {"edgeseg": __version__, "onnxruntime": onnxruntime.__version__, "numba": numba.__version__,
                      "numpy": numpy.__version__, "opencv": cv2.__version__,
-                     "ultralytics": package_version("ultralytics")},
+                     "openvino": package_version("openvino"), "ultralytics": package_version("ultralytics")},
     }

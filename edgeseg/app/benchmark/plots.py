@@ -1,15 +1,18 @@
-"""PNG charts of an `edgeseg benchmark` report: latency per stage, stage breakdown, speedups, cold start, memory.
+"""PNG charts of an `edgeseg benchmark` report: latency per stage, stage breakdown, speedups, accuracy against speed,
+cold start and memory.
 
 matplotlib is an optional extra (`pip install "edgeseg[plots]"`): it is imported only when plots are asked for.
 """
 
 from __future__ import annotations
 
+import statistics
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 from ...outputs.files import write_bytes
+from .report import comparable_samples
 
 DPI = 100
 TOTAL = "total"
@@ -115,7 +118,8 @@ def _bars(plt: Any, values: dict[str, float | None], unit: str, title: str, path
     values = {k: v for k, v in values.items() if isinstance(v, (int, float))}
     if not values:
         return None
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.6 * len(values)))
+    longest = max(len(label) for label in values)  # the labels take the left of the figure: room for them
+    fig, ax = plt.subplots(figsize=(max(8.0, 5.0 + 0.085 * longest), 1.2 + 0.6 * len(values)))
     bars = ax.barh(list(values), list(values.values()), color="tab:blue")
     ax.bar_label(bars, labels=[f" {v:.3g} {unit}" for v in values.values()], fontsize=9)
     if reference in values:
@@ -128,9 +132,46 @@ def _bars(plt: Any, values: dict[str, float | None], unit: str, title: str, path
     return _save(plt, fig, path)
 
 
+def _accuracy(plt: Any, runs: list[dict[str, Any]], path: Path) -> Path | None:
+    """(e) Mask mAP50-95 against ms per frame of predict (preprocess to masks, median), one point per scored run:
+    the trade-off of FP32, FP16 and INT8 on each backend at a glance."""
+    scored = [run for run in runs if run.get("accuracy") and run.get("kind") == "edgeseg"]
+    if not scored:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for run in scored:
+        x = statistics.median(comparable_samples(run)["total"])
+        y = run["accuracy"]["mask_map50_95"]
+        ax.scatter([x], [y], s=40)
+        ax.annotate(run["name"], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xlabel("predict, ms per frame (median; preprocess to masks)")
+    ax.set_ylabel("mask mAP50-95")
+    ax.set_title("Accuracy against speed")
+    ax.grid(alpha=0.3)
+    ax.margins(x=0.3)
+    # runs that score alike must look alike, not spread over an axis a millionth of a point wide
+    scores = [run["accuracy"]["mask_map50_95"] for run in scored]
+    middle, half = (max(scores) + min(scores)) / 2, max((max(scores) - min(scores)) * 0.7, 0.01)
+    ax.set_ylim(middle - half, middle + half)
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+    return _save(plt, fig, path)
+
+
+def _per_backend(entries: list[dict[str, Any]], values: Any) -> dict[str, float | None]:
+    """The bars of every cold-start or memory entry: values(entry) -> {label: value}, each label prefixed by the
+    entry's model and backend when there are several."""
+    several_models = len({e["model"] for e in entries}) > 1
+    several_backends = len({e["backend"] for e in entries}) > 1
+    bars: dict[str, float | None] = {}
+    for entry in entries:
+        where = " on ".join([entry["model"]] * several_models + [entry["backend"]] * several_backends)
+        bars.update({f"{where}: {label}" if where else label: value for label, value in values(entry).items()})
+    return bars
+
+
 def write_plots(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """Writes the report's charts as PNG files into `out_dir`; returns the paths written, in order: latency.png,
-    breakdown.png, then speedup.png, cold_start.png, memory.png where the report holds that data.
+    breakdown.png, then speedup.png, accuracy.png, cold_start.png, memory.png where the report holds that data.
     Raises ImportError (with the install command) when matplotlib is missing."""
     plt = _pyplot()
     out_dir = Path(out_dir)
@@ -139,24 +180,29 @@ def write_plots(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
         _latency(plt, runs, out_dir / "latency.png"),
         _breakdown(plt, runs, out_dir / "breakdown.png"),
         _speedup(plt, report.get("ratios") or {}, out_dir / "speedup.png"),
+        _accuracy(plt, runs, out_dir / "accuracy.png"),
     ]
-    cold = report.get("cold_start")
+    cold = report.get("cold_start") or []
     if cold:
-        written.append(_bars(plt, {
-            "bare onnxruntime session": cold.get("bare_session_s"),
-            f"edgeseg ({cold.get('kernels', '?')} kernels)": cold.get("edgeseg_s"),
-            "edgeseg, JIT, warm Numba cache": cold.get("edgeseg_jit_warm_cache_s"),
-            "edgeseg, JIT, empty Numba cache": cold.get("edgeseg_jit_cold_cache_s"),
-            "Ultralytics": cold.get("ultralytics_s"),
-        }, "s", "Cold start: new process to first result", out_dir / "cold_start.png", "bare onnxruntime session"))
-    memory = report.get("memory")
+        bars = _per_backend(cold, lambda c: {
+            c["bare"]: c["bare_session_s"],
+            f"edgeseg ({c['kernels']} kernels)": c["edgeseg_s"],
+            "edgeseg, JIT, warm Numba cache": c["edgeseg_jit_warm_cache_s"],
+            "edgeseg, JIT, empty Numba cache": c["edgeseg_jit_cold_cache_s"],
+            "Ultralytics": c["ultralytics_s"],
+        })
+        written.append(_bars(plt, bars, "s", "Cold start: new process to first result", out_dir / "cold_start.png",
+                             next(iter(bars))))
+    memory = report.get("memory") or []
     if memory:
-        frames = memory.get("frames", "?")
-        peaks = {}
-        for label, suffix in (("first result", "peak_mib"), (f"{frames} frames", "long_peak_mib")):
-            peaks.update({f"bare onnxruntime session, {label}": memory.get(f"bare_session_{suffix}"),
-                          f"edgeseg, {label}": memory.get(f"edgeseg_{suffix}"),
-                          f"Ultralytics, {label}": memory.get(f"ultralytics_{suffix}")})
-        written.append(_bars(plt, peaks, "MiB", "Peak resident memory", out_dir / "memory.png",
-                             "bare onnxruntime session, first result"))
+        def peaks(m: dict[str, Any]) -> dict[str, float | None]:
+            values = {}
+            for label, suffix in (("first result", "peak_mib"), (f"{m['frames']} frames", "long_peak_mib")):
+                values.update({f"{m['bare']}, {label}": m[f"bare_session_{suffix}"],
+                               f"edgeseg, {label}": m[f"edgeseg_{suffix}"],
+                               f"Ultralytics, {label}": m[f"ultralytics_{suffix}"]})
+            return values
+
+        bars = _per_backend(memory, peaks)
+        written.append(_bars(plt, bars, "MiB", "Peak resident memory", out_dir / "memory.png", next(iter(bars))))
     return [p for p in written if p is not None]

@@ -23,6 +23,7 @@ def run_entry(contender, records: Sequence[dict[str, float]]) -> dict:
         "device": contender.device,
         "objects_per_frame": sum(r["objects"] for r in records) / len(records),
         "stages": {stage: summarize([r[stage] for r in records]) for stage in contender.stages},
+        "accuracy": None,  # box and mask mAP on a labelled dataset, when the benchmark is given one (val=)
     }
 
 
@@ -83,7 +84,8 @@ def format_table(report: dict) -> str:
     """The report as the terminal shows it: machine, one row per run and stage, speedups, video throughput."""
     m, s = report["machine"], report["settings"]
     gpu = f", {m['gpu']}" if m["gpu"] else ", no GPU"
-    lines = [f"{m['cpu']} ({m['cores']} cores{gpu}); onnxruntime {m['versions']['onnxruntime']}, "
+    openvino = f"openvino {m['versions']['openvino']}, " if m["versions"].get("openvino") else ""
+    lines = [f"{m['cpu']} ({m['cores']} cores{gpu}); onnxruntime {m['versions']['onnxruntime']}, {openvino}"
              f"numba {m['versions']['numba']}, numpy {m['versions']['numpy']}",
              f"{s['source']}, {s['frames']} frames, batch {s['batch']}, {s['iters']} iterations after {s['warmup']} "
              "warmup; ms per frame", ""]
@@ -106,23 +108,54 @@ def format_table(report: dict) -> str:
         v = report["video"]
         lines += ["", f"video, {v['frames']} frames: pipelined {v['pipelined_fps']:.1f} fps, "
                       f"sequential {v['sequential_fps']:.1f} fps ({v['pipelined_fps'] / v['sequential_fps']:.2f}x)"]
-    if report["cold_start"]:
-        c = report["cold_start"]
-        ultralytics = f", Ultralytics {c['ultralytics_s']:.2f} s" if c.get("ultralytics_s") is not None else ""
-        lines += ["", f"cold start to the first result (fresh processes): bare onnxruntime session "
-                      f"{c['bare_session_s']:.2f} s, edgeseg {c['edgeseg_s']:.2f} s ({c['ratio_to_bare']:.2f}x bare, "
-                      f"kernels {_KERNELS.get(c['kernels'], c['kernels'])}); with Numba's JIT "
-                      f"{c['edgeseg_jit_warm_cache_s']:.2f} s from its cache, {c['edgeseg_jit_cold_cache_s']:.2f} s "
-                      f"compiling{ultralytics}"]
-    if report["memory"]:
-        mem = report["memory"]
+    lines += _accuracy_lines(report)
+    lines += _cold_start_lines(report.get("cold_start") or [])
+    lines += _memory_lines(report.get("memory") or [])
+    return "\n".join(lines)
+
+
+def _accuracy_lines(report: dict) -> list[str]:
+    """Each scored run's mAP, and its mask mAP50-95 against the first scored run's (FP32 beside INT8, say)."""
+    scored = [run for run in report["runs"] if run.get("accuracy")]
+    if not scored:
+        return []
+    first = scored[0]["accuracy"]
+    width = max(len(run["name"]) for run in scored)
+    lines = ["", f"accuracy on {report['settings'].get('val')} ({first['images']} images, {first['instances']} objects;"
+                 " edgeseg val: conf 0.001, multi-label NMS):",
+             f"  {'run':<{width}}  {'mask mAP50-95':>13} {'mAP50':>7} {'box mAP50-95':>13} {'mAP50':>7} "
+             f"{'mask mAP50-95 - first':>22}"]
+    for run in scored:
+        a = run["accuracy"]
+        change = round(a["mask_map50_95"] - first["mask_map50_95"], 4) + 0.0  # + 0.0: no "-0.0000"
+        lines.append(f"  {run['name']:<{width}}  {a['mask_map50_95']:13.4f} {a['mask_map50']:7.4f} "
+                     f"{a['box_map50_95']:13.4f} {a['box_map50']:7.4f} {change:+22.4f}")
+    return lines
+
+
+def _cold_start_lines(entries: list[dict]) -> list[str]:
+    lines = [""] if entries else []
+    for c in entries:
+        jit = (f"; with Numba's JIT {c['edgeseg_jit_warm_cache_s']:.2f} s from its cache, "
+               f"{c['edgeseg_jit_cold_cache_s']:.2f} s compiling" if c["edgeseg_jit_warm_cache_s"] is not None else "")
+        ultralytics = f", Ultralytics {c['ultralytics_s']:.2f} s" if c["ultralytics_s"] is not None else ""
+        lines.append(f"cold start to the first result (fresh processes), {c['model']} on {c['backend']}: {c['bare']} "
+                     f"{c['bare_session_s']:.2f} s, edgeseg {c['edgeseg_s']:.2f} s ({c['ratio_to_bare']:.2f}x bare, "
+                     f"kernels {_KERNELS.get(c['kernels'], c['kernels'])}){jit}{ultralytics}")
+    return lines
+
+
+def _memory_lines(entries: list[dict]) -> list[str]:
+    lines = []
+    for mem in entries:
         growth = mem.get("edgeseg_growth_mib_per_1000_frames")
         growth = f"; growth {growth:.1f} MiB per 1000 frames" if growth is not None else ""
+        where, bare = f"{mem['model']} on {mem['backend']}", mem["bare"]
         for label, suffix, ratio in (("first result", "peak_mib", "ratio_to_bare"),
                                      (f"after {mem['frames']} frames", "long_peak_mib", "ratio_long_to_bare")):
             ultralytics = mem.get(f"ultralytics_{suffix}")
             ultralytics = f", Ultralytics {ultralytics:.0f} MiB" if ultralytics else ""
-            lines += [f"peak memory, {label}: bare session {mem[f'bare_session_{suffix}']:.0f} MiB, edgeseg "
-                      f"{mem[f'edgeseg_{suffix}']:.0f} MiB ({mem[ratio]:.2f}x bare){ultralytics}"]
+            lines.append(f"peak memory, {where}, {label}: {bare} {mem[f'bare_session_{suffix}']:.0f} MiB, edgeseg "
+                         f"{mem[f'edgeseg_{suffix}']:.0f} MiB ({mem[ratio]:.2f}x bare){ultralytics}")
         lines[-1] += growth
-    return "\n".join(lines)
+    return lines

@@ -27,6 +27,7 @@ COMPARE = ("ultralytics",)
 SYNTHETIC_SCENES = 8  # different seeded scenes the iterations cycle through
 MAX_FRAMES = 100  # frames of an image folder or a video kept in memory
 VIDEO_FRAMES = (10, 120)  # the video throughput runs over iters frames, within these bounds
+BACKEND_NAMES = {"ONNX Runtime": "onnxruntime", "OpenVINO": "openvino", "TensorRT": "tensorrt"}  # by Backend.kind
 
 
 def _as_list(value: Any) -> list:
@@ -91,6 +92,28 @@ def _batches(frames: list[np.ndarray], batch: int) -> list[list[np.ndarray]]:
     return [frames[i : i + batch] for i in range(0, len(frames) - batch + 1, batch)]
 
 
+def runs_of(models: list[str], backends: list[str], providers: list[str],
+            devices: list[str]) -> list[tuple[str, tuple[str, str], str]]:
+    """(model, (backend, provider), device) for each model on each backend that takes its file (an IR runs on
+    OpenVINO only, an .onnx on either: FP32 and INT8 files of each kind side by side), each provider (OpenVINO: its
+    own device) and each post-processing device. ConfigError for a model no backend asked for can run."""
+    from ...model.backends import backend_takes
+
+    runs = []
+    for model in models:
+        takers = [b for b in backends if backend_takes(b, model)]
+        if not takers:
+            raise ConfigError(f"{Path(model).name} cannot run on {', '.join(backends)}: give --backends with one that "
+                              "takes it (.onnx: onnxruntime or openvino; .xml or an _openvino_model folder: openvino; "
+                              ".engine: tensorrt)")
+        skipped = [b for b in backends if b not in takers]
+        if skipped:
+            log.info("edgeseg: %s runs on %s only, not on %s", Path(model).name, ", ".join(takers), ", ".join(skipped))
+        on = [(b, p) for b in takers for p in (("auto",) if b == "openvino" else providers)]
+        runs += [(model, pair, device) for pair, device in itertools.product(on, devices)]
+    return runs
+
+
 def video_throughput(model: str | Path, provider: str, imgsz: Any, frames: list[np.ndarray]) -> dict:
     """Frames per second of process_video (read, network and decoding overlapped) against predict then annotate,
     one frame after the other, on the same frames, each with the same annotator."""
@@ -120,7 +143,7 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
                   imgsz: int | tuple[int, int] | None = None, batch: int = 1, warmup: int = 20, iters: int = 200,
                   compare: Iterable[str] = (), out_dir: str | Path | None = None, video: bool = False,
                   progress: bool = True, startup: bool = True, devices: Iterable[str] = ("cpu",),
-                  backends: Iterable[str] = ("auto",)) -> dict:
+                  backends: Iterable[str] = ("auto",), val: str | Path | None = None) -> dict:
     """Times every stage of edgeseg for each model on each provider, side by side and interleaved with
     Ultralytics' predict on the same model when compare has "ultralytics", on the same frames: `source` (images,
     a folder, a glob or a video; up to 100 frames are kept) or seeded synthetic scenes of `synthetic` (width,
@@ -130,7 +153,10 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
     half a minute; left null without). `devices`: where the post-processing runs, "cpu" and/or "cuda" (the GPU
     path), each model and provider on each. `backends`: what runs the network, each model on each ("auto": by its
     file; "onnxruntime", "openvino" side by side on an .onnx; the OpenVINO backend runs on its CPU whatever
-    `providers` say). Samples are ms per frame (a batch's time divided by its frames)."""
+    `providers` say). Cold start and memory are measured for each model on each backend (the first provider each;
+    Numba's JIT variants and Ultralytics once per model). `val`: a data.yaml (as for `edgeseg val`); each edgeseg run
+    is then also scored on it (box and mask mAP, Ultralytics' val settings), e.g. FP32 against INT8 on each backend.
+    Samples are ms per frame (a batch's time divided by its frames)."""
     models = [str(m) for m in _as_list(models)]
     providers = [p.strip() for p in _as_list(providers) if p.strip()]
     devices = [d.strip().lower() for d in _as_list(devices) if d.strip()]
@@ -138,21 +164,30 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
     backends = [b.strip().lower() for b in _as_list(backends) if b.strip()]
     synthetic = tuple(synthetic)  # type: ignore[assignment]
     check_options(models, providers, synthetic, objects, batch, warmup, iters, compare, devices, backends)
+    dataset = None
+    if val is not None:
+        from ..val import check_names, check_val_ready
+
+        dataset = check_val_ready(val)  # pycocotools and the dataset's files, before anything slow
     frames, description, is_video = load_frames(source, synthetic, objects, warmup + iters)
 
     with ExitStack() as stack:
         contenders: list = []
+        opened: list[dict[str, Any]] = []  # each edgeseg contender's Segmenter settings, to score or restart it
         first: dict[str, EdgesegStages] = {}
-        runs_on = [(b, p) for b in backends for p in (("auto",) if b == "openvino" else providers)]
-        for model, (backend, provider), device in itertools.product(models, runs_on, devices):
-            seg = stack.enter_context(Segmenter(model, imgsz=imgsz,
-                                                providers=provider if provider == "auto" else (provider,),
-                                                batch=batch, device=device, backend=backend))
+        for model, (backend, provider), device in runs_of(models, backends, providers, devices):
+            opening = {"model": model, "imgsz": imgsz, "providers": provider if provider == "auto" else (provider,),
+                       "batch": batch, "device": device, "backend": backend}
+            seg = stack.enter_context(Segmenter(**opening))
             if seg.batch_size != batch:
                 raise ConfigError(f"{Path(model).name} takes batches of exactly {seg.batch_size}; batch {batch} is not "
                                   f"possible (use --batch {seg.batch_size}, or a model exported with dynamic=True)")
+            if dataset is not None:
+                check_names(seg, dataset)  # a model for other classes fails now, not after the timing
             seg.warmup()  # compiles (or loads) the Numba kernels before any timing
             contenders.append(EdgesegStages(seg))
+            opened.append({**opening, "runs_on": BACKEND_NAMES.get(seg.backend.kind, seg.backend.kind),
+                           "provider": provider})
             first.setdefault(model, contenders[-1])
         if "ultralytics" in compare:
             for model, reference in first.items():
@@ -164,6 +199,9 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
         records = measure(contenders, _batches(frames, batch), iters, warmup, progress)
 
     runs = [run_entry(c, r) for c, r in zip(contenders, records, strict=True)]
+    if val is not None:
+        for run, opening in zip(runs[:len(opened)], opened, strict=True):  # edgeseg's runs come first
+            run["accuracy"] = score_run(opening, val)
     video_result = None
     if video or is_video:
         count = min(max(iters, VIDEO_FRAMES[0]), VIDEO_FRAMES[1])
@@ -177,10 +215,10 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
 
     settings = {"models": models, "providers": providers, "backends": backends, "devices": devices,
                 "source": description, "frames": len(frames), "imgsz": resolved_imgsz, "batch": batch,
-                "warmup": warmup, "iters": iters, "compare": compare}
+                "warmup": warmup, "iters": iters, "compare": compare, "val": str(val) if val is not None else None}
     report = build_report(__version__, describe_machine(), settings, runs, video_result)
     if startup:
-        _add_startup_and_memory(report, models[0], providers[0], iters, frames[0])
+        _add_startup_and_memory(report, opened, iters, frames[0])
     if out_dir is not None:
         report["plots"] = _write_plots(report, Path(out_dir))
         path = write_report(report, out_dir)
@@ -188,12 +226,45 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
     return report
 
 
-def _add_startup_and_memory(report: dict, model: str, provider: str, frames: int, image: np.ndarray) -> None:
-    """Cold start and peak memory, each measured in fresh processes (edgeseg.app.benchmark.startup)."""
-    from .startup import measure_cold_start, measure_memory
+def _add_startup_and_memory(report: dict, opened: list[dict[str, Any]], frames: int, image: np.ndarray) -> None:
+    """Cold start and peak memory, each measured in fresh processes (edgeseg.app.benchmark.startup), for each model
+    on each backend it ran on (its first provider there): Numba's JIT variants only for the first (the kernels are
+    the same whatever runs the network), Ultralytics once per model (it runs a file on its own choice of runtime).
+    A TensorRT run has no bare floor to compare with: it is left out, with a warning."""
+    from .startup import STARTUP_BACKENDS, measure_cold_start, measure_memory
 
-    report["cold_start"] = measure_cold_start(model, provider, image=image)
-    report["memory"] = measure_memory(model, provider, frames, image=image)
+    report["cold_start"], report["memory"] = [], []
+    measured: set[tuple[str, str]] = set()
+    models_done: set[str] = set()
+    for settings in opened:
+        model, backend = settings["model"], settings["runs_on"]
+        if (model, backend) in measured:
+            continue
+        measured.add((model, backend))
+        if backend not in STARTUP_BACKENDS:
+            log.warning("edgeseg: no cold start or memory for %s on %s: measured against a bare ONNX Runtime or "
+                        "OpenVINO run only", Path(model).name, backend)
+            continue
+        with_ultralytics = model not in models_done
+        models_done.add(model)
+        common = {"provider": settings["provider"], "image": image, "backend": backend,
+                  "ultralytics": with_ultralytics}
+        report["cold_start"].append(measure_cold_start(model, jit=len(report["cold_start"]) == 0, **common))
+        report["memory"].append(measure_memory(model, frames=frames, **common))
+    report["cold_start"] = report["cold_start"] or None
+    report["memory"] = report["memory"] or None
+
+
+def score_run(settings: dict[str, Any], data: str | Path) -> dict[str, Any]:
+    """Box and mask mAP of one edgeseg run's model, backend, provider and device on a labelled dataset (edgeseg val,
+    with Ultralytics' val settings)."""
+    from ..val import VAL_SETTINGS, validate
+
+    open_with = {k: v for k, v in settings.items() if k not in ("runs_on", "provider")}
+    with Segmenter(**open_with, **VAL_SETTINGS) as seg:
+        report = validate(seg, data, progress=False)
+    return {"box_map50": report.box_map50, "box_map50_95": report.box_map50_95, "mask_map50": report.mask_map50,
+            "mask_map50_95": report.mask_map50_95, "images": report.images, "instances": report.instances}
 
 
 def _write_plots(report: dict, out_dir: Path) -> list[str]:

@@ -1,4 +1,5 @@
-"""Cold start and memory of a fresh process: edgeseg against a bare ONNX Runtime session and Ultralytics.
+"""Cold start and memory of a fresh process: edgeseg against the bare runtime that runs its network (an ONNX Runtime
+session or an OpenVINO compiled model) and Ultralytics.
 
 Every number comes from a new interpreter (`sys.executable -c SCRIPT ARGS`), because what is measured — imports,
 session creation, loading or compiling the kernels, the first frame — happens once per process.
@@ -12,6 +13,10 @@ the OS file cache is warm after the first repeat (the "cold" here is a cold proc
 edgeseg runs three ways: as installed (its kernels compiled ahead of time, when the install built them), and with
 EDGESEG_KERNELS=jit, where Numba compiles the kernels: "warm cache" means NUMBA_CACHE_DIR points at a folder an
 earlier run filled, so the kernels are loaded, not compiled; "cold cache" means a fresh empty folder.
+
+The bare floor is the backend edgeseg runs the model on: for ONNX Runtime an InferenceSession with edgeseg's graph
+optimisation level; for OpenVINO core.compile_model with the properties edgeseg's backend passes (latency hint, f32
+on the CPU), on the same device. TensorRT engines have no bare child here (they need a GPU this code never ran on).
 
 Memory is the peak resident size of each child (VmHWM) twice: right after its first result, and after `frames`
 frames, because ONNX Runtime's own session grows on its second run (it plans its buffers on the first).
@@ -27,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,12 +109,33 @@ report(import_s=t_import - _t0, setup_s=t_setup - t_import, first_s=t_first - t_
        peak_first_mib=peak_first)
 """
 
+_BARE_OPENVINO = _PRELUDE + r"""
+import numpy as np
+import openvino as ov
+t_import = time.perf_counter()
+core = ov.Core()
+compiled = core.compile_model(core.read_model(args["model"], args["weights"]), args["device"], args["config"])
+port = compiled.inputs[0]
+shape = [d.get_length() if d.is_static else default for d, default in zip(port.get_partial_shape(), (1, 3, 640, 640))]
+dtype = np.float16 if port.get_element_type() == ov.Type.f16 else np.float32
+request = compiled.create_infer_request()
+t_setup = time.perf_counter()
+feed = np.zeros(shape, dtype)
+request.infer({0: feed})
+t_first, peak_first = time.perf_counter(), peak_mib()
+for _ in range(1, args.get("frames", 1)):
+    request.infer({0: feed})
+check_lean()
+report(import_s=t_import - _t0, setup_s=t_setup - t_import, first_s=t_first - t_setup, input_shape=shape,
+       peak_first_mib=peak_first)
+"""
+
 _EDGESEG = _PRELUDE + r"""
 import numpy as np
 from edgeseg import Segmenter
 t_import = time.perf_counter()
 image = np.load(args["image"])
-seg = Segmenter(args["model"], providers=args["providers"])
+seg = Segmenter(args["model"], providers=args["providers"], backend=args["backend"])
 t_setup = time.perf_counter()
 found = len(seg.predict(image)[0])
 t_first, peak_first = time.perf_counter(), peak_mib()
@@ -172,14 +199,72 @@ def _run_child(name: str, script: str, args: dict[str, Any], env: dict[str, str]
     return result
 
 
-def _onnx_providers(provider: str) -> tuple[Any, list[Any]]:
-    """What edgeseg's Segmenter gets for `provider`, and the onnxruntime providers list it resolves to."""
-    import onnxruntime as ort
+STARTUP_BACKENDS = ("onnxruntime", "openvino")  # the backends with a bare child
 
-    from ...model.backends.onnxruntime import resolve_providers
 
+@dataclass(frozen=True)
+class Target:
+    """A model on one backend as the children run it: what edgeseg's Segmenter is given, and the bare child (the
+    floor: the backend alone, created and run as edgeseg's backend does) with its arguments."""
+
+    path: Path
+    backend: str
+    provider: str
+    segmenter: dict[str, Any]
+    bare_script: str
+    bare_args: dict[str, Any]
+
+    @property
+    def bare_name(self) -> str:
+        return "bare onnxruntime session" if self.backend == "onnxruntime" else "bare OpenVINO compiled model"
+
+
+def startup_backend(model: str | Path, backend: str = "auto", provider: str = "auto") -> str:
+    """The backend a Segmenter runs `model` on ("onnxruntime" or "openvino"), as open_backend picks it; ConfigError
+    for a TensorRT engine (no bare child measures one) or a backend that cannot take the file."""
+    path = Path(model)
+    from ...model.backends.openvino_files import is_openvino_model
+
+    if backend == "auto":
+        on_openvino = is_openvino_model(path) or str(provider).lower().startswith("openvino:")
+        backend = "openvino" if on_openvino else "onnxruntime" if path.suffix.lower() == ".onnx" else "tensorrt"
+    if backend not in STARTUP_BACKENDS:
+        raise ConfigError(f"cold start and memory are measured against a bare ONNX Runtime or OpenVINO run; "
+                          f"{path.name} runs on {backend} (measure it with --no-startup)")
+    return backend
+
+
+def make_target(model: str | Path, provider: str = "auto", backend: str = "auto") -> Target:
+    """The children's arguments for `model` on `backend` ("auto": by the file, as open_backend) and `provider`."""
+    from ...config import ProviderOptions
+
+    path = Path(model)
+    backend = startup_backend(path, backend, provider)
     request = "auto" if provider == "auto" else [provider]
-    return provider, resolve_providers(request, ort.get_available_providers())
+    if backend == "onnxruntime":
+        import onnxruntime as ort
+
+        from ...model.backends.onnxruntime import resolve_providers
+
+        if not path.is_file():
+            raise ConfigError(f"model file not found: {path}")
+        bare = {"model": str(path.resolve()), "providers": resolve_providers(request, ort.get_available_providers())}
+        script = _BARE
+    else:
+        from ...errors import ModelFormatError, ModelNotFoundError
+        from ...model.backends.openvino import compile_config, resolve_device
+        from ...model.backends.openvino_files import find_files
+
+        try:
+            files = find_files(path)
+        except (ModelNotFoundError, ModelFormatError) as e:
+            raise ConfigError(str(e)) from None
+        device = resolve_device(request, ProviderOptions(), path.name)
+        bare = {"model": str(files.model.resolve()), "weights": str(files.weights.resolve()) if files.weights else None,
+                "device": device, "config": compile_config(device, ProviderOptions())}
+        script = _BARE_OPENVINO
+    segmenter = {"model": str(path.resolve()), "providers": provider, "backend": backend}
+    return Target(path.resolve(), backend, provider, segmenter, script, bare)
 
 
 def _ultralytics_device(provider: str) -> Any:
@@ -189,13 +274,9 @@ def _ultralytics_device(provider: str) -> Any:
     return "cpu" if name != "auto" else None
 
 
-def _check(model: str | Path, repeats: int, name: str) -> Path:
-    path = Path(model)
-    if not path.is_file():
-        raise ConfigError(f"model file not found: {path}")
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ConfigError(f"{name} must be a whole number of at least 1, got {repeats!r}")
-    return path.resolve()
+def _check_count(value: int, name: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
 
 
 def _save_image(image: np.ndarray | str | Path | None, folder: Path) -> Path:
@@ -221,19 +302,22 @@ def _median(samples: list[float]) -> float:
 
 
 def measure_cold_start(model: str | Path, provider: str = "auto", repeats: int = 3,
-                       image: np.ndarray | str | Path | None = None) -> dict[str, Any]:
+                       image: np.ndarray | str | Path | None = None, backend: str = "auto", jit: bool = True,
+                       ultralytics: bool | None = None) -> dict[str, Any]:
     """Seconds from spawning a fresh process to its first result, median of `repeats` runs each:
-    bare_session_s (import onnxruntime, create the session, one run on zeros: the floor), edgeseg_s (Segmenter +
-    predict on a frame with objects, as installed: `kernels` says whether the kernels were compiled ahead of time,
-    "aot", or by Numba, "jit"), edgeseg_jit_warm_cache_s and edgeseg_jit_cold_cache_s (EDGESEG_KERNELS=jit, with
-    Numba's cache filled by an earlier run, or empty: compilation included), ultralytics_s (YOLO(model).predict;
-    None when Ultralytics is not installed). `samples` keeps every run with the child's own split (import_s,
-    setup_s, first_s); `cold_cache_files` counts the files each cold run left in its empty cache (0 would mean
-    nothing compiled).
+    bare_session_s (import the runtime, create the session or compiled model, one run on zeros: the floor;
+    `bare` names it), edgeseg_s (Segmenter + predict on a frame with objects, as installed: `kernels` says whether
+    the kernels were compiled ahead of time, "aot", or by Numba, "jit"), edgeseg_jit_warm_cache_s and
+    edgeseg_jit_cold_cache_s (EDGESEG_KERNELS=jit, with Numba's cache filled by an earlier run, or empty: compilation
+    included; None with jit=False: the kernels are the same whatever runs the network), ultralytics_s
+    (YOLO(model).predict, on whatever Ultralytics runs that file with; None when not installed or ultralytics=False).
+    `backend`: what runs the network, "onnxruntime" or "openvino" ("auto": by the file). `samples` keeps every run
+    with the child's own split (import_s, setup_s, first_s); `cold_cache_files` counts the files each cold run left in
+    its empty cache (0 would mean nothing compiled).
     """
-    path = _check(model, repeats, "repeats")
-    seg_providers, ort_providers = _onnx_providers(provider)
-    with_ultralytics = ultralytics_installed()
+    _check_count(repeats, "repeats")
+    target = make_target(model, provider, backend)
+    with_ultralytics = ultralytics_installed() if ultralytics is None else ultralytics and ultralytics_installed()
     samples: dict[str, list[dict[str, Any]]] = {kind: [] for kind in (
         "bare_session", "edgeseg", "edgeseg_jit_warm_cache", "edgeseg_jit_cold_cache", "ultralytics")}
     cold_files: list[int] = []
@@ -241,45 +325,52 @@ def measure_cold_start(model: str | Path, provider: str = "auto", repeats: int =
         work = Path(tmp)
         frame = _save_image(image, work)
         warm_cache = work / "numba-warm"
-        seg_args = {"model": str(path), "providers": seg_providers, "image": str(frame)}
+        warm_cache.mkdir()
+        seg_args = {**target.segmenter, "image": str(frame)}
         # Runs interleave kind by kind so that a busy spell of the machine spreads over all of them.
         for i in range(repeats):
-            samples["bare_session"].append(
-                _run_child("bare session", _BARE, {"model": str(path), "providers": ort_providers}))
-            cold_cache = work / f"numba-cold-{i}"
-            cold_cache.mkdir()
-            samples["edgeseg_jit_cold_cache"].append(_run_child(
-                "edgeseg, JIT, empty Numba cache", _EDGESEG, seg_args,
-                {"NUMBA_CACHE_DIR": str(cold_cache), "EDGESEG_KERNELS": "jit"}))
-            cold_files.append(sum(1 for p in cold_cache.rglob("*") if p.is_file()))
-            if i == 0:  # the first cold run's compiled kernels are the warm cache from here on
-                shutil.copytree(cold_cache, warm_cache)
-            samples["edgeseg_jit_warm_cache"].append(_run_child(
-                "edgeseg, JIT, warm Numba cache", _EDGESEG, seg_args,
-                {"NUMBA_CACHE_DIR": str(warm_cache), "EDGESEG_KERNELS": "jit"}))
+            samples["bare_session"].append(_run_child(target.bare_name, target.bare_script, target.bare_args))
+            if jit:
+                cold_cache = work / f"numba-cold-{i}"
+                cold_cache.mkdir()
+                samples["edgeseg_jit_cold_cache"].append(_run_child(
+                    "edgeseg, JIT, empty Numba cache", _EDGESEG, seg_args,
+                    {"NUMBA_CACHE_DIR": str(cold_cache), "EDGESEG_KERNELS": "jit"}))
+                cold_files.append(sum(1 for p in cold_cache.rglob("*") if p.is_file()))
+                if i == 0:  # the first cold run's compiled kernels are the warm cache from here on
+                    shutil.copytree(cold_cache, warm_cache, dirs_exist_ok=True)
+                samples["edgeseg_jit_warm_cache"].append(_run_child(
+                    "edgeseg, JIT, warm Numba cache", _EDGESEG, seg_args,
+                    {"NUMBA_CACHE_DIR": str(warm_cache), "EDGESEG_KERNELS": "jit"}))
+                shutil.rmtree(cold_cache, ignore_errors=True)
             # as installed; should that be the JIT (no compiled kernels), it finds Numba's cache warm
             samples["edgeseg"].append(_run_child("edgeseg", _EDGESEG, seg_args, {"NUMBA_CACHE_DIR": str(warm_cache)}))
-            shutil.rmtree(cold_cache, ignore_errors=True)
             if with_ultralytics:
                 imgsz = samples["bare_session"][0]["input_shape"][2:]
                 samples["ultralytics"].append(_run_child(
-                    "ultralytics", _ULTRALYTICS, {"model": str(path), "image": str(frame), "imgsz": imgsz,
+                    "ultralytics", _ULTRALYTICS, {"model": str(target.path), "image": str(frame), "imgsz": imgsz,
                                                   "device": _ultralytics_device(provider)}, {"YOLO_OFFLINE": "1"}))
     medians = {kind: _median([s["wall_s"] for s in runs]) if runs else None for kind, runs in samples.items()}
     bare = medians["bare_session"]
+
+    def ratio(kind: str) -> float | None:
+        return medians[kind] / bare if medians[kind] is not None else None
+
     return {
-        "model": path.name,
+        "model": target.path.name,
+        "backend": target.backend,
         "provider": provider,
+        "bare": target.bare_name,
         "kernels": samples["edgeseg"][0]["kernels"],
         "bare_session_s": bare,
         "edgeseg_s": medians["edgeseg"],
         "edgeseg_jit_warm_cache_s": medians["edgeseg_jit_warm_cache"],
         "edgeseg_jit_cold_cache_s": medians["edgeseg_jit_cold_cache"],
         "ultralytics_s": medians["ultralytics"],
-        "ratio_to_bare": medians["edgeseg"] / bare,
-        "ratio_jit_warm_to_bare": medians["edgeseg_jit_warm_cache"] / bare,
-        "ratio_jit_cold_to_bare": medians["edgeseg_jit_cold_cache"] / bare,
-        "ratio_ultralytics_to_bare": medians["ultralytics"] / bare if medians["ultralytics"] is not None else None,
+        "ratio_to_bare": ratio("edgeseg"),
+        "ratio_jit_warm_to_bare": ratio("edgeseg_jit_warm_cache"),
+        "ratio_jit_cold_to_bare": ratio("edgeseg_jit_cold_cache"),
+        "ratio_ultralytics_to_bare": ratio("ultralytics"),
         "cold_cache_files": cold_files,
         "samples": {kind: [{k: v for k, v in s.items() if k != "end_time"} for s in runs] if runs else None
                     for kind, runs in samples.items()},
@@ -288,39 +379,44 @@ def measure_cold_start(model: str | Path, provider: str = "auto", repeats: int =
 
 
 def measure_memory(model: str | Path, provider: str = "auto", frames: int = 300,
-                   image: np.ndarray | str | Path | None = None) -> dict[str, Any]:
+                   image: np.ndarray | str | Path | None = None, backend: str = "auto",
+                   ultralytics: bool | None = None) -> dict[str, Any]:
     """Peak resident memory (MiB, VmHWM) of a fresh process each, edgeseg as installed (`kernels`: "aot" or "jit";
     for the JIT, Numba's cache is filled by an earlier run first, so the compiler's memory is not counted):
-    bare_session_peak_mib, edgeseg_peak_mib, ultralytics_peak_mib (None without Ultralytics) right after the first
-    result (the bare session: created and run once, the floor), and *_long_peak_mib after `frames` frames (the bare
-    session run as often); ratio_to_bare and ratio_long_to_bare compare edgeseg with the bare session at each point.
+    bare_session_peak_mib (the backend alone, `bare` names it), edgeseg_peak_mib, ultralytics_peak_mib (None without
+    Ultralytics or with ultralytics=False) right after the first result (the bare run: created and run once, the
+    floor), and *_long_peak_mib after `frames` frames (the bare run repeated as often); ratio_to_bare and
+    ratio_long_to_bare compare edgeseg with the bare run at each point. `backend` as for measure_cold_start.
     edgeseg_growth_mib_per_1000_frames: resident memory after all frames minus after a warm-up (a tenth of the frames,
     at least one), per 1000 frames after the warm-up; a leak shows as a steady positive number. None where neither
     /proc nor psutil can read the resident size, or over fewer than MIN_GROWTH_FRAMES frames.
     """
-    path = _check(model, frames, "frames")
-    seg_providers, ort_providers = _onnx_providers(provider)
+    _check_count(frames, "frames")
+    target = make_target(model, provider, backend)
+    with_ultralytics = ultralytics_installed() if ultralytics is None else ultralytics and ultralytics_installed()
     warmup = max(1, frames // 10)
     with tempfile.TemporaryDirectory(prefix="edgeseg-memory-") as tmp:
         work = Path(tmp)
         frame = _save_image(image, work)
         cache = {"NUMBA_CACHE_DIR": str(work / "numba")}
-        seg_args = {"model": str(path), "providers": seg_providers, "image": str(frame)}
+        seg_args = {**target.segmenter, "image": str(frame)}
         _run_child("edgeseg, filling the Numba cache", _EDGESEG, seg_args, cache)
-        bare = _run_child("bare session", _BARE, {"model": str(path), "providers": ort_providers, "frames": frames})
+        bare = _run_child(target.bare_name, target.bare_script, {**target.bare_args, "frames": frames})
         seg = _run_child("edgeseg", _EDGESEG, {**seg_args, "frames": frames, "warmup": warmup}, cache)
         ultra = None
-        if ultralytics_installed():
+        if with_ultralytics:
             ultra = _run_child("ultralytics", _ULTRALYTICS,
-                               {"model": str(path), "image": str(frame), "imgsz": bare["input_shape"][2:],
+                               {"model": str(target.path), "image": str(frame), "imgsz": bare["input_shape"][2:],
                                 "device": _ultralytics_device(provider), "frames": frames}, {"YOLO_OFFLINE": "1"})
     growth = None
     # a rate over a handful of frames is one page fault scaled up a hundredfold: say nothing rather than that
     if seg["rss_warm_mib"] is not None and seg["rss_end_mib"] is not None and frames - warmup >= MIN_GROWTH_FRAMES:
         growth = (seg["rss_end_mib"] - seg["rss_warm_mib"]) / (frames - warmup) * 1000
     return {
-        "model": path.name,
+        "model": target.path.name,
+        "backend": target.backend,
         "provider": provider,
+        "bare": target.bare_name,
         "kernels": seg["kernels"],
         "bare_session_peak_mib": bare["peak_first_mib"],
         "edgeseg_peak_mib": seg["peak_first_mib"],

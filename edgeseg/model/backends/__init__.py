@@ -14,7 +14,7 @@ from ...config import BACKENDS, ProviderOptions
 from ...errors import ConfigError, ModelFormatError, ModelNotFoundError, ProviderError
 from .base import Backend, TensorSpec
 
-__all__ = ["Backend", "TensorSpec", "open_backend", "SUFFIXES"]
+__all__ = ["Backend", "TensorSpec", "open_backend", "backend_takes", "SUFFIXES"]
 
 # model file suffix -> what runs it
 SUFFIXES = {".onnx": "ONNX Runtime", ".engine": "TensorRT", ".plan": "TensorRT", ".xml": "OpenVINO"}
@@ -66,6 +66,15 @@ def open_backend(model: str | Path, providers: str | Sequence[str] = "auto",
         return TensorRTBackend(path, device_id=_engine_device(path, providers, options or ProviderOptions()))
     raise ModelFormatError(f"{path.name}: unknown model file type {suffix or '(no suffix)'!r}; "
                            f"edgeseg runs {_supported()}")
+
+
+def backend_takes(backend: str, model: str | Path) -> bool:
+    """Whether `backend` can open `model` by its kind of file ("auto" takes any: it picks by the file)."""
+    if backend == "auto":
+        return True
+    path = Path(model)
+    inputs = BACKEND_INPUTS.get(backend, ())
+    return path.suffix.lower() in inputs or ("folder" in inputs and path.is_dir())
 
 
 def _supported() -> str:
