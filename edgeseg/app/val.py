@@ -142,13 +142,9 @@ def validate(
     model whose class count is not the dataset's), SourceError (images or labels missing, unreadable or malformed:
     every label file is read before the model runs), OutputError (save_json unwritable or one of the inputs).
     """
-    _require_pycocotools()
-    # edgeseg_export ships with edgeseg; imported here so that importing edgeseg never loads the export package
-    from edgeseg_export.accuracy import evaluate, label_annotations, read_labels
+    dataset, objects = read_dataset(data)
+    from edgeseg_export.accuracy import evaluate, label_annotations
 
-    dataset = load_data(data)
-    objects = [read_labels(label) if label.is_file() else [] for label in dataset.labels]
-    _check_classes(dataset, objects)
     model_file = model_or_segmenter.model_path if isinstance(model_or_segmenter, Segmenter) else model_or_segmenter
     if save_json is not None:
         check_not_inputs({"save_json": Path(save_json)},
@@ -192,10 +188,17 @@ def validate(
     return report
 
 
-def check_val_ready(data: str | Path) -> ValData:
-    """What validate needs before any model loads: pycocotools, and a readable data.yaml whose images are there."""
+def read_dataset(data: str | Path) -> tuple[ValData, list[list[tuple[int, np.ndarray]]]]:
+    """What validate reads before any model loads: the data.yaml, its images' list and every label file (each
+    image's (class, polygon) objects), checked; pycocotools must be there to score them. Raises as validate does."""
     _require_pycocotools()
-    return load_data(data)
+    # edgeseg_export ships with edgeseg; imported here so that importing edgeseg never loads the export package
+    from edgeseg_export.accuracy import read_labels
+
+    dataset = load_data(data)
+    objects = [read_labels(label) if label.is_file() else [] for label in dataset.labels]
+    _check_classes(dataset, objects)
+    return dataset, objects
 
 
 def load_data(path: str | Path) -> ValData:

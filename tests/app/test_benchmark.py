@@ -247,10 +247,16 @@ def test_cold_start_and_memory_for_each_model_on_each_backend(monkeypatch, caplo
     assert "no cold start or memory for c.engine on tensorrt" in caplog.text
 
 
-def test_a_model_for_other_classes_fails_before_the_timing(tiny_data, random80_onnx, monkeypatch):
+def test_a_dataset_that_cannot_score_the_model_fails_before_the_timing(tiny_data, random80_onnx, monkeypatch,
+                                                                       tmp_path):
     from edgeseg.app.benchmark import run as bench_run
+    from edgeseg.errors import SourceError
 
     monkeypatch.setattr(bench_run, "measure", lambda *a, **k: pytest.fail("timed a model the dataset cannot score"))
+    options = {"synthetic": (160, 120), "warmup": 0, "iters": 1, "progress": False, "startup": False}
     with pytest.raises(ConfigError, match=r"has 80 classes but .*data.yaml names 5"):
-        run_benchmark(random80_onnx, synthetic=(160, 120), warmup=0, iters=1, progress=False, startup=False,
-                      val=tiny_data)
+        run_benchmark(random80_onnx, val=tiny_data, **options)
+    broken = Path(shutil.copytree(tiny_data.parent, tmp_path / "broken")) / "data.yaml"
+    next((broken.parent / "labels" / "val").iterdir()).write_text("0 0.1 0.2 0.3\n")  # half a point
+    with pytest.raises(SourceError, match=r"labels/val/.*\.txt"):
+        run_benchmark(demo_model_path(), val=broken, **options)

@@ -166,9 +166,9 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
     check_options(models, providers, synthetic, objects, batch, warmup, iters, compare, devices, backends)
     dataset = None
     if val is not None:
-        from ..val import check_names, check_val_ready
+        from ..val import check_names, read_dataset
 
-        dataset = check_val_ready(val)  # pycocotools and the dataset's files, before anything slow
+        dataset, _ = read_dataset(val)  # pycocotools, the dataset's images and labels: before anything slow
     frames, description, is_video = load_frames(source, synthetic, objects, warmup + iters)
 
     with ExitStack() as stack:
