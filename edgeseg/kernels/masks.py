@@ -42,6 +42,21 @@ def _window_taps(x0, y0, x1, y1, scale_y, scale_x, crop):
 
 
 @jit
+def _blend_columns(src, src_row0, src_col0, rows0, rows1, cols0, cols1, wcol, out_w):
+    """The first pass of a separable bilinear resample: each source row that output rows read, blended along x
+    once per output column. Returns (those rows, the index of the first in src)."""
+    one = np.float32(1.0)
+    first, stop = rows0[0] - src_row0, rows1[len(rows0) - 1] - src_row0 + 1
+    across = np.empty((stop - first, out_w), np.float32)
+    for i in range(stop - first):
+        row = first + i
+        for c in range(out_w):
+            wx1 = wcol[c]
+            across[i, c] = src[row, cols0[c] - src_col0] * (one - wx1) + src[row, cols1[c] - src_col0] * wx1
+    return across, first
+
+
+@jit
 def _resample(src, src_row0, src_col0, rows0, rows1, wrow, cols0, cols1, wcol, out):
     """out[r, c] = bilinear blend of src at the given (global) taps; src starts at (src_row0, src_col0).
 
@@ -51,18 +66,27 @@ def _resample(src, src_row0, src_col0, rows0, rows1, wrow, cols0, cols1, wcol, o
     """
     one = np.float32(1.0)
     out_h, out_w = out.shape
-    first, stop = rows0[0] - src_row0, rows1[out_h - 1] - src_row0 + 1
-    across = np.empty((stop - first, out_w), np.float32)
-    for i in range(stop - first):
-        row = first + i
-        for c in range(out_w):
-            wx1 = wcol[c]
-            across[i, c] = src[row, cols0[c] - src_col0] * (one - wx1) + src[row, cols1[c] - src_col0] * wx1
+    across, first = _blend_columns(src, src_row0, src_col0, rows0, rows1, cols0, cols1, wcol, out_w)
     for r in range(out_h):
         a, b, wy1 = rows0[r] - src_row0 - first, rows1[r] - src_row0 - first, wrow[r]
         wy0 = one - wy1
         for c in range(out_w):
             out[r, c] = across[a, c] * wy0 + across[b, c] * wy1
+
+
+@jit
+def _resample_above(src, src_row0, src_col0, rows0, rows1, wrow, cols0, cols1, wcol, threshold, out):
+    """_resample thresholded as it goes: out (h * w,) uint8 row-major gets 1 where the blend is above `threshold`.
+    The same float32 blend, compared at once instead of stored: no (h, w) float buffer to write and read back,
+    which after the network has run (caches cold) is most of a mask's cost."""
+    one = np.float32(1.0)
+    out_w = len(cols0)
+    across, first = _blend_columns(src, src_row0, src_col0, rows0, rows1, cols0, cols1, wcol, out_w)
+    for r in range(len(rows0)):
+        a, b, wy1 = rows0[r] - src_row0 - first, rows1[r] - src_row0 - first, wrow[r]
+        wy0 = one - wy1
+        for c in range(out_w):
+            out[r * out_w + c] = 1 if across[a, c] * wy0 + across[b, c] * wy1 > threshold else 0
 
 
 @kernel("void(float32[:, :, ::1], float32[:, ::1], int64[:, ::1], int64, int64[::1], int64, int64, int64[::1], "
@@ -104,12 +128,8 @@ def _masks_in_boxes(protos, coefs, bounds, upsample, crop, out_h, out_w, offsets
             _resample(logits, p_r0, p_c0, urows0, urows1, uwrow, ucols0, ucols1, uwcol, window)
         else:
             window = logits
-        values = np.empty((h, w), np.float32)
-        _resample(window, u_r0, u_c0, rows0, rows1, wrow, cols0, cols1, wcol, values)
-        dst = out[offsets[i] : offsets[i + 1]]
-        for r in range(h):
-            for c in range(w):
-                dst[r * w + c] = 1 if values[r, c] > 0 else 0
+        _resample_above(window, u_r0, u_c0, rows0, rows1, wrow, cols0, cols1, wcol, np.float32(0.0),
+                        out[offsets[i] : offsets[i + 1]])
 
 
 @kernel("void(uint8[::1], int64[::1], int64[:, ::1], int64[::1], int64, int64, int64[:, ::1], int64[::1], uint8[::1])")
@@ -131,12 +151,8 @@ def _input_masks_to_source(flat, offsets, bounds, crop, out_h, out_w, out_bounds
         for r in range(max(r_lo, by0), min(r_hi, by1)):
             for c in range(max(c_lo, bx0), min(c_hi, bx1)):
                 window[r - r_lo, c - c_lo] = flat[offsets[i] + (r - by0) * (bx1 - bx0) + c - bx0]
-        values = np.empty((h, w), np.float32)
-        _resample(window, r_lo, c_lo, rows0, rows1, wrow, cols0, cols1, wcol, values)
-        dst = out[out_offsets[i] : out_offsets[i + 1]]
-        for r in range(h):
-            for c in range(w):
-                dst[r * w + c] = 1 if values[r, c] > half else 0
+        _resample_above(window, r_lo, c_lo, rows0, rows1, wrow, cols0, cols1, wcol, half,
+                        out[out_offsets[i] : out_offsets[i + 1]])
 
 
 def input_masks_to_source(
