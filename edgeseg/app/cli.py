@@ -108,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("benchmark", help="per-stage latency on this machine, optionally against Ultralytics",
                             description="Time every stage of edgeseg (preprocess, inference, decode_nms, masks, "
                                         "contours, isolation, annotation) on this machine: mean, p50, p90, p99, max "
-                                        "and fps, several models and providers side by side, optionally interleaved "
-                                        "with Ultralytics' predict on the same model; a table, and JSON and plots "
+                                        "and fps, several models, backends and providers side by side, optionally "
+                                        "interleaved with Ultralytics' predict on the same model and with the bare "
+                                        "runtime; cold start and memory; mAP with --val; a table, and JSON and plots "
                                         "with --out.")
     p.add_argument("--model", action="append", required=True,
                    help="model file; repeat it or separate by commas to compare several (e.g. FP32,FP16,INT8)")
@@ -128,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=1, help="images per network run (default 1)")
     p.add_argument("--warmup", type=int, default=20, help="untimed iterations first (default 20)")
     p.add_argument("--iters", type=int, default=200, help="timed iterations (default 200)")
-    p.add_argument("--compare", action="append", default=[], metavar="ultralytics",
-                   help="also run Ultralytics' predict on the same model, interleaved (needs the export extra)")
+    p.add_argument("--compare", action="append", default=[], metavar="ultralytics,bare",
+                   help="also run, interleaved on the same frames: ultralytics, Ultralytics' predict on the same model "
+                        "(needs the export extra); bare, the network alone on its runtime, without edgeseg")
     p.add_argument("--video", action="store_true", help="also measure pipelined against sequential video throughput")
     p.add_argument("--no-startup", dest="startup", action="store_false",
                    help="skip the cold-start and memory measurements (fresh processes, about half a minute for the "

@@ -67,14 +67,15 @@ def test_cli_writes_full_report(shapes_onnx, tmp_path):
     pytest.importorskip("ultralytics")
     out = tmp_path / "bench"
     cmd = [sys.executable, "-m", "edgeseg", "benchmark", "--model", str(shapes_onnx), "--synthetic", "640x480",
-           "--objects", "8", "--iters", "3", "--warmup", "1", "--compare", "ultralytics", "--video", "--out", str(out)]
+           "--objects", "8", "--iters", "3", "--warmup", "1", "--compare", "ultralytics,bare", "--video", "--out",
+           str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "edgeseg shapes11n-seg cpu" in proc.stdout and "speedup" in proc.stdout
 
     report = json.loads((out / "benchmark.json").read_text())
-    assert set(report) == {"edgeseg_version", "machine", "settings", "runs", "ratios", "video", "cold_start", "memory",
-                           "plots"}
+    assert set(report) == {"edgeseg_version", "machine", "settings", "runs", "ratios", "overheads", "video",
+                           "cold_start", "memory", "plots"}
     machine = report["machine"]
     assert ({"cpu", "cores", "gpu", "platform", "python", "kernels", "versions"} <= set(machine)
             and machine["cores"] >= 1)
@@ -85,10 +86,12 @@ def test_cli_writes_full_report(shapes_onnx, tmp_path):
     settings = report["settings"]
     assert settings == {"models": [str(shapes_onnx)], "providers": ["auto"], "backends": ["auto"], "devices": ["cpu"],
                         "source": "synthetic 640x480, 8 objects", "frames": 4, "imgsz": None, "batch": 1, "warmup": 1,
-                        "iters": 3, "compare": ["ultralytics"], "val": None}
+                        "iters": 3, "compare": ["ultralytics", "bare"], "val": None}
 
-    edgeseg_run, ultra_run = report["runs"]
-    assert edgeseg_run["kind"] == "edgeseg" and ultra_run["kind"] == "ultralytics"
+    edgeseg_run, bare_run, ultra_run = report["runs"]
+    assert [r["kind"] for r in report["runs"]] == ["edgeseg", "bare", "ultralytics"]
+    assert (bare_run["name"], bare_run["provider"]) == ("bare shapes11n-seg cpu", "CPUExecutionProvider")
+    assert set(bare_run["stages"]) == {"inference", "total"}
     assert edgeseg_run["provider"] == "CPUExecutionProvider" and edgeseg_run["objects_per_frame"] > 0
     assert set(edgeseg_run["stages"]) == EDGESEG_STAGES
     assert set(ultra_run["stages"]) == {"preprocess", "inference", "postprocess", "total"}
@@ -102,6 +105,9 @@ def test_cli_writes_full_report(shapes_onnx, tmp_path):
     total = sum(stages[s]["samples"][0] for s in EDGESEG_STAGES - {"total"})
     assert stages["total"]["samples"][0] == pytest.approx(total)
 
+    overhead = report["overheads"][f"{edgeseg_run['name']} / {bare_run['name']}"]
+    assert set(overhead) == {"inference", "predict"} and all(v > 0 for v in overhead.values())
+    assert "edgeseg against the bare runtime" in proc.stdout
     ratios = report["ratios"][f"{edgeseg_run['name']} / {ultra_run['name']}"]
     assert set(ratios) == {"preprocess", "inference", "postprocess", "total"}
     assert all(v > 0 for v in ratios.values())
@@ -184,8 +190,13 @@ def test_backends_side_by_side_each_scored_on_a_dataset(tiny_data, demo_ir):
     onnx = demo_model_path()
     # the IR runs on OpenVINO only; the .onnx on both
     report = run_benchmark([onnx, demo_ir], backends=["onnxruntime", "openvino"], synthetic=(160, 120), objects=3,
-                           warmup=0, iters=2, progress=False, startup=False, val=tiny_data)
-    runs = report["runs"]
+                           warmup=0, iters=2, progress=False, startup=False, val=tiny_data, compare=["bare"])
+    runs = [run for run in report["runs"] if run["kind"] == "edgeseg"]
+    bare = [run for run in report["runs"] if run["kind"] == "bare"]
+    assert [(r["name"], r["accuracy"]) for r in bare] == [("bare shapes11n-seg-320 cpu", None),
+                                                          ("bare shapes11n-seg-320 openvino:cpu", None),
+                                                          ("bare shapes-320_openvino_model openvino:cpu", None)]
+    assert list(report["overheads"]) == [f"{r['name']} / {b['name']}" for r, b in zip(runs, bare, strict=True)]
     assert [(Path(r["model"]).name, r["provider"]) for r in runs] == [
         (onnx.name, "CPUExecutionProvider"), (onnx.name, "OpenVINO:CPU"), (demo_ir.name, "OpenVINO:CPU")]
     assert report["settings"]["val"] == str(tiny_data)
@@ -200,7 +211,7 @@ def test_backends_side_by_side_each_scored_on_a_dataset(tiny_data, demo_ir):
     table = format_table(report)
     assert f"accuracy on {tiny_data} (4 images, 13 objects" in table
     for run in runs:
-        line = next(line for line in table.splitlines() if line.startswith(f"  {run['name']} "))
+        line = next(line for line in table.split("accuracy on")[1].splitlines() if line.startswith(f"  {run['name']} "))
         assert f"{run['accuracy']['mask_map50_95']:.4f}" in line
         change = run["accuracy"]["mask_map50_95"] - runs[0]["accuracy"]["mask_map50_95"]
         assert line.split()[-1] == f"{round(change, 4) + 0.0:+.4f}"
@@ -260,3 +271,28 @@ def test_a_dataset_that_cannot_score_the_model_fails_before_the_timing(tiny_data
     next((broken.parent / "labels" / "val").iterdir()).write_text("0 0.1 0.2 0.3\n")  # half a point
     with pytest.raises(SourceError, match=r"labels/val/.*\.txt"):
         run_benchmark(demo_model_path(), val=broken, **options)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_the_bare_runtime_runs_what_edgeseg_runs(backend):
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    from edgeseg import Segmenter
+    from edgeseg.app.benchmark.bare import BareStages, open_runtime
+    from edgeseg.app.benchmark.startup import make_target
+    from edgeseg.app.synthetic import make_scene
+
+    image = make_scene(200, 150, 5).image
+    with Segmenter(demo_model_path(), backend=backend) as seg:
+        target = make_target(demo_model_path(), "auto", backend)
+        tensor = seg.preprocess([image])[0]
+        ours, bare = seg.infer(tensor), open_runtime(target)(tensor)
+        if backend == "openvino":
+            bare = bare.to_tuple()  # OpenVINO's results, in the model's output order
+        for a, b in zip(ours, bare, strict=True):
+            np.testing.assert_allclose(a, np.asarray(b), rtol=1e-5, atol=1e-4)
+        stages = BareStages(seg, target)
+        frames = [image]
+        record = stages(frames)
+        assert set(record) == {"inference", "total", "objects"} and record["inference"] == record["total"] > 0
+        assert stages._tensor(frames) is stages._tensor(frames)  # preprocessed once per batch

@@ -56,9 +56,26 @@ def speedups(runs: Sequence[dict]) -> dict[str, dict[str, float]]:
     return ratios
 
 
+def overheads(runs: Sequence[dict]) -> dict[str, dict[str, float]]:
+    """"<edgeseg run> / <bare run of the same model and provider>" -> {"inference": edgeseg's inference stage,
+    "predict": its predict stages (preprocess to masks)} / the bare runtime's time, each the median of the
+    per-iteration ratios: what edgeseg adds to the network, frame by frame (1.0: nothing)."""
+    ratios = {}
+    for run in runs:
+        if run["kind"] != "edgeseg":
+            continue
+        for bare in runs:
+            if bare["kind"] == "bare" and (bare["model"], bare["provider"]) == (run["model"], run["provider"]):
+                ours, floor = comparable_samples(run), bare["stages"]["inference"]["samples"]
+                ratios[f"{run['name']} / {bare['name']}"] = {
+                    "inference": paired_ratio(ours["inference"], floor), "predict": paired_ratio(ours["total"], floor)}
+    return ratios
+
+
 def build_report(version: str, machine: dict, settings: dict, runs: list[dict], video: dict | None) -> dict:
     return {"edgeseg_version": version, "machine": machine, "settings": settings, "runs": runs,
-            "ratios": speedups(runs), "video": video, "cold_start": None, "memory": None, "plots": []}
+            "ratios": speedups(runs), "overheads": overheads(runs), "video": video, "cold_start": None,
+            "memory": None, "plots": []}
 
 
 def write_report(report: dict, out_dir: str | Path) -> Path:
@@ -95,7 +112,8 @@ def format_table(report: dict) -> str:
     lines += [header, "-" * len(header)]
     for run in report["runs"]:
         for k, (stage, st) in enumerate(run["stages"].items()):
-            label = run["name"] if k == 0 else (f"  {run['objects_per_frame']:.1f} objects/frame" if k == 1 else "")
+            objects = f"  {run['objects_per_frame']:.1f} objects/frame" if run["kind"] != "bare" else ""
+            label = run["name"] if k == 0 else (objects if k == 1 else "")
             lines.append(f"{label:<{width}}  {stage:<11}" + "".join(f"{st[key]:9.2f}" for key in
                                                                       ("mean", "p50", "p90", "p99", "max"))
                          + f"{st['fps']:9.1f}")
@@ -104,6 +122,11 @@ def format_table(report: dict) -> str:
                       "decode_nms + masks, total = predict without contours, cut-outs and drawing):"]
         for key, ratios in report["ratios"].items():
             lines.append(f"  {key}: " + ", ".join(f"{stage} {value:.2f}x" for stage, value in ratios.items()))
+    if report.get("overheads"):
+        lines += ["", "edgeseg against the bare runtime (edgeseg time / bare run, median of paired iterations; predict "
+                      "= preprocess + inference + decode_nms + masks):"]
+        for key, ratios in report["overheads"].items():
+            lines.append(f"  {key}: inference {ratios['inference']:.2f}x, predict {ratios['predict']:.2f}x")
     if report["video"]:
         v = report["video"]
         lines += ["", f"video, {v['frames']} frames: pipelined {v['pipelined_fps']:.1f} fps, "

@@ -23,7 +23,7 @@ from .stages import EdgesegStages, UltralyticsStages, measure
 
 log = logging.getLogger(__name__)
 
-COMPARE = ("ultralytics",)
+COMPARE = ("ultralytics", "bare")
 SYNTHETIC_SCENES = 8  # different seeded scenes the iterations cycle through
 MAX_FRAMES = 100  # frames of an image folder or a video kept in memory
 VIDEO_FRAMES = (10, 120)  # the video throughput runs over iters frames, within these bounds
@@ -189,6 +189,8 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
             opened.append({**opening, "runs_on": BACKEND_NAMES.get(seg.backend.kind, seg.backend.kind),
                            "provider": provider})
             first.setdefault(model, contenders[-1])
+        if "bare" in compare:
+            contenders += _bare_contenders(contenders[:len(opened)], opened)
         if "ultralytics" in compare:
             for model, reference in first.items():
                 on_cpu = reference.provider in ("CPUExecutionProvider", "OpenVINO:CPU")
@@ -253,6 +255,27 @@ def _add_startup_and_memory(report: dict, opened: list[dict[str, Any]], frames: 
         report["memory"].append(measure_memory(model, frames=frames, **common))
     report["cold_start"] = report["cold_start"] or None
     report["memory"] = report["memory"] or None
+
+
+def _bare_contenders(edgeseg: list[EdgesegStages], opened: list[dict[str, Any]]) -> list:
+    """The bare runtime beside each model on each backend and provider edgeseg ran it on (once, whatever device
+    the post-processing ran on); a TensorRT engine has none here: left out, with a warning."""
+    from .bare import BareStages
+    from .startup import STARTUP_BACKENDS, make_target
+
+    bare, seen = [], set()
+    for contender, opening in zip(edgeseg, opened, strict=True):
+        key = (opening["model"], opening["runs_on"], contender.provider)
+        if key in seen:
+            continue
+        seen.add(key)
+        if opening["runs_on"] not in STARTUP_BACKENDS:
+            log.warning("edgeseg: no bare run beside %s on %s: measured for ONNX Runtime and OpenVINO only",
+                        Path(opening["model"]).name, opening["runs_on"])
+            continue
+        target = make_target(opening["model"], opening["provider"], opening["runs_on"])
+        bare.append(BareStages(contender.seg, target))
+    return bare
 
 
 def score_run(settings: dict[str, Any], data: str | Path) -> dict[str, Any]:
