@@ -145,7 +145,8 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
                   progress: bool = True, startup: bool = True, devices: Iterable[str] = ("cpu",),
                   backends: Iterable[str] = ("auto",), val: str | Path | None = None) -> dict:
     """Times every stage of edgeseg for each model on each provider, side by side and interleaved with
-    Ultralytics' predict on the same model when compare has "ultralytics", on the same frames: `source` (images,
+    Ultralytics' predict on the same model when compare has "ultralytics", and with the network alone on its runtime
+    beside each run when it has "bare" (report["overheads"]: edgeseg over it), on the same frames: `source` (images,
     a folder, a glob or a video; up to 100 frames are kept) or seeded synthetic scenes of `synthetic` (width,
     height) with `objects` shapes. Returns the report (see report.build_report); with `out_dir`, also writes
     out_dir/benchmark.json and the plots. `video`: also measure pipelined against sequential video throughput
