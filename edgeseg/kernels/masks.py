@@ -14,6 +14,8 @@ import numpy as np
 
 from .jit import jit, kernel
 
+SLIVER = 32  # a prototype window narrower than 1/SLIVER of the grid is computed alone, not as whole rows
+
 
 @jit
 def _linear_taps(out_start, out_stop, scale, in_size, in_offset, index0, index1, weight1):
@@ -89,6 +91,31 @@ def _resample_above(src, src_row0, src_col0, rows0, rows1, wrow, cols0, cols1, w
             out[r * out_w + c] = 1 if across[a, c] * wy0 + across[b, c] * wy1 > threshold else 0
 
 
+@jit
+def _rows_logits(protos, coefs, r0, r1):
+    """coefs . protos over whole rows [r0, r1) of the prototype grid."""
+    num_protos, _, proto_w = protos.shape
+    logits = np.zeros((r1 - r0, proto_w), np.float32)
+    for k in range(num_protos):
+        coef = coefs[k]
+        for r in range(r1 - r0):
+            for c in range(proto_w):
+                logits[r, c] += coef * protos[k, r0 + r, c]
+    return logits
+
+
+@jit
+def _window_logits(protos, coefs, r0, r1, c0, c1):
+    """coefs . protos over the window [r0, r1) x [c0, c1) of the prototype grid."""
+    logits = np.zeros((r1 - r0, c1 - c0), np.float32)
+    for k in range(protos.shape[0]):
+        coef = coefs[k]
+        for r in range(r1 - r0):
+            for c in range(c1 - c0):
+                logits[r, c] += coef * protos[k, r0 + r, c0 + c]
+    return logits
+
+
 @kernel("void(float32[:, :, ::1], float32[:, ::1], int64[:, ::1], int64, int64[::1], int64, int64, int64[::1], "
         "uint8[::1])")
 def _masks_in_boxes(protos, coefs, bounds, upsample, crop, out_h, out_w, offsets, out):
@@ -116,19 +143,20 @@ def _masks_in_boxes(protos, coefs, bounds, upsample, crop, out_h, out_w, offsets
             p_r0, p_r1, p_c0, p_c1 = urows0[0], urows1[-1] + 1, ucols0[0], ucols1[-1] + 1
         else:
             p_r0, p_r1, p_c0, p_c1 = u_r0, u_r1, u_c0, u_c1
-        # logits = coefficients . prototypes on the prototype window only
-        logits = np.zeros((p_r1 - p_r0, p_c1 - p_c0), np.float32)
-        for k in range(num_protos):
-            coef = coefs[i, k]
-            for r in range(p_r1 - p_r0):
-                for c in range(p_c1 - p_c0):
-                    logits[r, c] += coef * protos[k, p_r0 + r, p_c0 + c]
-        if upsample > 1:
-            window = np.empty((u_r1 - u_r0, u_c1 - u_c0), np.float32)
-            _resample(logits, p_r0, p_c0, urows0, urows1, uwrow, ucols0, ucols1, uwcol, window)
+        # logits = coefficients . prototypes on the window's rows, whole rows unless the window is a sliver: a row
+        # is contiguous, and summing whole rows measured 1.5-2x faster than a window a third as wide (warm caches or
+        # cold), while windows only a few prototypes wide are cheaper alone
+        if (p_c1 - p_c0) * SLIVER >= proto_w:
+            p_c0, p_c1 = 0, proto_w
+            logits = _rows_logits(protos, coefs[i], p_r0, p_r1)
         else:
-            window = logits
-        _resample_above(window, u_r0, u_c0, rows0, rows1, wrow, cols0, cols1, wcol, np.float32(0.0),
+            logits = _window_logits(protos, coefs[i], p_r0, p_r1, p_c0, p_c1)
+        if upsample > 1:
+            window, w_r0, w_c0 = np.empty((u_r1 - u_r0, u_c1 - u_c0), np.float32), u_r0, u_c0
+            _resample(logits, p_r0, p_c0, urows0, urows1, uwrow, ucols0, ucols1, uwcol, window)
+        else:  # the logits are the window, from wherever they start
+            window, w_r0, w_c0 = logits, p_r0, p_c0
+        _resample_above(window, w_r0, w_c0, rows0, rows1, wrow, cols0, cols1, wcol, np.float32(0.0),
                         out[offsets[i] : offsets[i + 1]])
 
 
