@@ -48,10 +48,11 @@ class Letterbox:
         pad_y, pad_x, bottom, right = content_box(self.dst_shape, self.src_shape)
         new_h, new_w = bottom - pad_y, right - pad_x
         out = np.empty_like(boxes, dtype=np.float32)
-        out[:, [0, 2]] = (boxes[:, [0, 2]] - np.float32(pad_x)) / np.float32(new_w / w0)
-        out[:, [1, 3]] = (boxes[:, [1, 3]] - np.float32(pad_y)) / np.float32(new_h / h0)
-        out[:, [0, 2]] = out[:, [0, 2]].clip(0, w0)
-        out[:, [1, 3]] = out[:, [1, 3]].clip(0, h0)
+        xs, ys = out[:, 0::2], out[:, 1::2]  # views: strided slices, not fancy-indexed copies
+        np.divide(boxes[:, 0::2] - np.float32(pad_x), np.float32(new_w / w0), out=xs)
+        np.divide(boxes[:, 1::2] - np.float32(pad_y), np.float32(new_h / h0), out=ys)
+        np.clip(xs, 0, w0, out=xs)
+        np.clip(ys, 0, h0, out=ys)
         return out
 
 
@@ -106,6 +107,6 @@ def box_pixels(boxes: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
     """
     h, w = image_shape
     px = np.ceil(boxes).astype(np.int64)
-    px[:, [0, 2]] = px[:, [0, 2]].clip(0, w)
-    px[:, [1, 3]] = px[:, [1, 3]].clip(0, h)
+    np.clip(px[:, 0::2], 0, w, out=px[:, 0::2])
+    np.clip(px[:, 1::2], 0, h, out=px[:, 1::2])
     return px
