@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -172,6 +172,37 @@ def _measurements(xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([top_left, top_left + wh], 1), xyah
 
 
+class _Moves:
+    """What one frame does to the tracks: the (track, detection) pairs taken, whose filters are corrected once at
+    the end; the tracks that took one while tracked (or were born) and those found again; those lost and removed."""
+
+    def __init__(self, frame: int):
+        self.frame = frame
+        self.taken: list[tuple[Any, int]] = []
+        self.activated: list[Any] = []
+        self.refound: list[Any] = []
+        self.lost: list[Any] = []
+        self.removed: list[Any] = []
+
+    def take(self, tracks: list[Any], dets: np.ndarray, matches: np.ndarray) -> None:
+        """Each matched (i, j): tracks[i] takes detection dets[j] and is tracked (and confirmed) from this frame."""
+        for i, j in matches:
+            track, det = tracks[i], int(dets[j])
+            (self.activated if track.state == TRACKED else self.refound).append(track)
+            track.state, track.confirmed, track.frame, track.det = TRACKED, True, self.frame, det
+            self.taken.append((track, det))
+
+    def lose(self, tracks: Iterable[Any]) -> None:
+        for track in tracks:
+            track.state = LOST
+            self.lost.append(track)
+
+    def remove(self, tracks: Iterable[Any]) -> None:
+        for track in tracks:
+            track.state = REMOVED
+            self.removed.append(track)
+
+
 def _joint(a: list[_Track], b: list[_Track]) -> list[_Track]:
     ids = {t.id for t in a}
     return a + [t for t in b if t.id not in ids]
@@ -234,58 +265,44 @@ class Tracker:
         pool = _joint([t for t in self._tracked if t.confirmed], self._lost)
         self._predict(pool)
         self._compensate(pool + unconfirmed, results)
-        taken: list[tuple[_Track, int]] = []  # (track, detection) pairs; the filter is corrected once, at the end
-        activated: list[_Track] = []
-        refound: list[_Track] = []
-        lost: list[_Track] = []
-        removed: list[_Track] = []
-
-        def take(track: _Track, det: int) -> None:
-            (activated if track.state == TRACKED else refound).append(track)
-            track.state, track.confirmed, track.frame, track.det = TRACKED, True, self.frame, int(det)
-            taken.append((track, int(det)))
+        moves = _Moves(self.frame)
 
         # 1. tracked and lost tracks with the high-score detections
         cost = self._distance(pool, det_xyxy[high], conf[high] if cfg.fuse_score else None)
         matches, left_tracks, left_high = _assign(cost, cfg.match_thresh)
-        for i, j in matches:
-            take(pool[i], high[j])
+        moves.take(pool, high, matches)
         # 2. tracked tracks left over with the low-score detections, by IoU alone
         remaining = [pool[i] for i in left_tracks if pool[i].state == TRACKED]
         matches, left_tracks, _ = _assign(self._distance(remaining, det_xyxy[low]), LOW_SCORE_MATCH_THRESH)
-        for i, j in matches:
-            take(remaining[i], low[j])
-        for i in left_tracks:
-            remaining[i].state = LOST
-            lost.append(remaining[i])
+        moves.take(remaining, low, matches)
+        moves.lose(remaining[i] for i in left_tracks)
         # 3. tracks born in the last frame with the high-score detections left over; unmatched, they go
         high = high[left_high]
         cost = self._distance(unconfirmed, det_xyxy[high], conf[high] if cfg.fuse_score else None)
         matches, left_unconfirmed, left_high = _assign(cost, UNCONFIRMED_MATCH_THRESH)
-        for i, j in matches:
-            take(unconfirmed[i], high[j])
-        for i in left_unconfirmed:
-            unconfirmed[i].state = REMOVED
-            removed.append(unconfirmed[i])
-        self._correct(taken, measured)
+        moves.take(unconfirmed, high, matches)
+        moves.remove(unconfirmed[i] for i in left_unconfirmed)
+        self._correct(moves.taken, measured)
         # 4. new tracks from the high-score detections nobody took
         born = high[left_high][conf[high[left_high]] >= cfg.new_track_thresh]
         means, covs = self._model.initiate(measured[born])
         for det, mean, cov in zip(born, means, covs, strict=True):
-            activated.append(_Track(self._next_id, mean, cov, int(det), self.frame, confirmed=self.frame == 1))
+            moves.activated.append(_Track(self._next_id, mean, cov, int(det), self.frame, confirmed=self.frame == 1))
             self._next_id += 1
         # 5. lost tracks not seen for too long
-        self._end_frame(activated, refound, lost, removed)
+        self._end_frame(moves)
         return self._output(results, start)
 
-    def _end_frame(self, activated: list[_Track], refound: list[_Track], lost: list[_Track],
-                   removed: list[_Track]) -> None:
-        """The end of a frame: lost tracks not seen for too long are removed, then the lists brought up to date."""
-        for track in self._lost:
-            if self.frame - track.frame > self.max_frames_lost:
-                track.state = REMOVED
-                removed.append(track)
-        self._merge(activated, refound, lost, removed)
+    def _end_frame(self, moves: _Moves) -> None:
+        """The end of a frame: lost tracks not seen for too long are removed, then the lists brought up to date as
+        ByteTrack keeps them. Tracks removed in this frame leave the lost list only in the next frame (until then
+        they can still be found), and a track once removed cannot be lost again."""
+        moves.remove(t for t in self._lost if self.frame - t.frame > self.max_frames_lost)
+        tracked = _joint(_joint([t for t in self._tracked if t.state == TRACKED], moves.activated), moves.refound)
+        lost_now = _without(self._lost, (t.id for t in tracked)) + moves.lost
+        lost_now = _without(lost_now, self._removed_ids)
+        self._tracked, self._lost = self._drop_duplicates(tracked, lost_now)
+        self._removed_ids.extend(t.id for t in moves.removed)
 
     def _output(self, results: Results, start: float) -> Results:
         """The detections the confirmed tracks took, in detection order, with their ids (and what _labels adds),
@@ -335,15 +352,6 @@ class Tracker:
         if scores is not None and cost.size:
             cost = 1 - (1 - cost) * scores[None, :]
         return cost
-
-    def _merge(self, activated: list[_Track], refound: list[_Track], lost: list[_Track], removed: list[_Track]) -> None:
-        """The end of a frame, as ByteTrack keeps its lists. Tracks removed in this frame leave the lost list only in
-        the next frame (until then they can still be found), and a track once removed cannot be lost again."""
-        tracked = _joint(_joint([t for t in self._tracked if t.state == TRACKED], activated), refound)
-        lost_now = _without(self._lost, (t.id for t in tracked)) + lost
-        lost_now = _without(lost_now, self._removed_ids)
-        self._tracked, self._lost = self._drop_duplicates(tracked, lost_now)
-        self._removed_ids.extend(t.id for t in removed)
 
     def _drop_duplicates(self, tracked: list[_Track], lost: list[_Track]) -> tuple[list[_Track], list[_Track]]:
         """A tracked and a lost track whose boxes overlap almost entirely are one object: the younger one goes."""

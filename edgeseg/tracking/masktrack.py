@@ -45,7 +45,6 @@ from .bytetrack import (  # ByteTrack's fixed thresholds and track states are Ma
     DUPLICATE_THRESH,
     LOST,
     LOW_SCORE_MATCH_THRESH,
-    REMOVED,
     TRACKED,
     UNCONFIRMED_MATCH_THRESH,
     Tracker,
@@ -54,7 +53,7 @@ from .bytetrack import (  # ByteTrack's fixed thresholds and track states are Ma
     _iou_distance,
     _joint,
     _measurements,
-    _without,
+    _Moves,
 )
 from .overlap import crop_rects, duplicate_owners, mask_areas, pair_mask_iou
 
@@ -172,47 +171,30 @@ class MaskTracker(Tracker):
         unconfirmed = [t for t in self._tracked if not t.confirmed]
         pool = _joint([t for t in self._tracked if t.confirmed], self._lost)
         self._predict(pool)
-        taken: list[tuple[_Track, int]] = []  # (track, detection); the filter and the masks are updated at the end
-        activated: list[_Track] = []
-        refound: list[_Track] = []
-        lost: list[_Track] = []
-        removed: list[_Track] = []
-
-        def take(track: _Track, det: int) -> None:
-            (activated if track.state == TRACKED else refound).append(track)
-            track.state, track.confirmed, track.frame, track.det = TRACKED, True, self.frame, int(det)
-            taken.append((track, int(det)))
+        moves = _Moves(self.frame)  # the filters and the masks are updated from moves.taken at the end
 
         # 1. tracked and lost tracks with the high-score candidates
         cost = self._distance(pool, frame, high, cfg.fuse_score)
         matches, left_tracks, left_high = _assign(cost, cfg.match_thresh)
-        for i, j in matches:
-            take(pool[i], high[j])
+        moves.take(pool, high, matches)
         # 2. tracked tracks left over with the low-score candidates, without the score
         remaining = [pool[i] for i in left_tracks if pool[i].state == TRACKED]
         matches, left_tracks, _ = _assign(self._distance(remaining, frame, low), LOW_SCORE_MATCH_THRESH)
-        for i, j in matches:
-            take(remaining[i], low[j])
-        for i in left_tracks:
-            remaining[i].state = LOST
-            lost.append(remaining[i])
+        moves.take(remaining, low, matches)
+        moves.lose(remaining[i] for i in left_tracks)
         high = high[left_high]
         # 3. lost tracks with the high-score candidates left over, by grown boxes: an object coming out from behind
         # another is seen first in part, often with a low score, and its track's prediction has drifted
         waiting = [t for t in pool if t.state == LOST]
         cost = self._distance(waiting, frame, high, expand=cfg.recover_expand, masks=False)
         matches, _, left_high = _assign(cost, cfg.recover_thresh)
-        for i, j in matches:
-            take(waiting[i], high[j])
+        moves.take(waiting, high, matches)
         high = high[left_high]
         # 4. tracks born in the last frame with the high-score candidates left over; unmatched, they go
         cost = self._distance(unconfirmed, frame, high, cfg.fuse_score)
         matches, left_unconfirmed, left_high = _assign(cost, UNCONFIRMED_MATCH_THRESH)
-        for i, j in matches:
-            take(unconfirmed[i], high[j])
-        for i in left_unconfirmed:
-            unconfirmed[i].state = REMOVED
-            removed.append(unconfirmed[i])
+        moves.take(unconfirmed, high, matches)
+        moves.remove(unconfirmed[i] for i in left_unconfirmed)
         # 5. new tracks from the high-score candidates nobody took
         born = high[left_high][conf[high[left_high]] >= cfg.new_track_thresh]
         means, covs = kalman.initiate(frame.xyah[born])
@@ -220,11 +202,11 @@ class MaskTracker(Tracker):
             track = _Track(self._next_id, mean, cov, self.frame, confirmed=self.frame == 1)
             self._next_id += 1
             track.det = int(det)
-            activated.append(track)
+            moves.activated.append(track)
             self._observe(track, frame, int(det))
-        self._correct(taken, frame)
+        self._correct(moves.taken, frame)
         # 6. lost tracks not seen for too long
-        self._end_frame(activated, refound, lost, removed)
+        self._end_frame(moves)
         return self._output(results, start)
 
     def _labels(self, shown: list[_Track]) -> dict[str, np.ndarray]:  # type: ignore[override]
@@ -294,14 +276,6 @@ class MaskTracker(Tracker):
         if fuse:
             similarity = similarity * frame.conf[dets][None, :]
         return (1 - similarity).astype(np.float32)
-
-    def _merge(self, activated: list[_Track], refound: list[_Track], lost: list[_Track], removed: list[_Track]) -> None:
-        """The end of a frame, as ByteTrack keeps its lists (see bytetrack.Tracker._merge)."""
-        tracked = _joint(_joint([t for t in self._tracked if t.state == TRACKED], activated), refound)
-        lost_now = _without(self._lost, (t.id for t in tracked)) + lost
-        lost_now = _without(lost_now, self._removed_ids)
-        self._tracked, self._lost = self._drop_duplicates(tracked, lost_now)
-        self._removed_ids.extend(t.id for t in removed)
 
     @staticmethod
     def _drop_duplicates(tracked: list[_Track], lost: list[_Track]) -> tuple[list[_Track], list[_Track]]:
