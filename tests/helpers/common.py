@@ -70,3 +70,14 @@ def write_dataset(root: Path, scenes: dict) -> Path:
             (root / "labels" / "val" / f"{Path(name).stem}.txt").write_text(scene.yolo_labels())
     (root / "data.yaml").write_text("path: .\nval: images/val\n" + NAMES_YAML)
     return root / "data.yaml"
+
+
+def assert_same_results(a, b) -> None:
+    """Two Results hold the same objects: boxes, scores and classes bit for bit, the mask crops and where they sit."""
+    assert len(a) == len(b) and a.orig_shape == b.orig_shape
+    np.testing.assert_array_equal(a.boxes.xyxy, b.boxes.xyxy)
+    np.testing.assert_array_equal(a.boxes.conf, b.boxes.conf)
+    np.testing.assert_array_equal(a.boxes.cls, b.boxes.cls)
+    np.testing.assert_array_equal(a.masks.origins, b.masks.origins)
+    for x, y in zip(a.masks.crops, b.masks.crops, strict=True):
+        np.testing.assert_array_equal(x, y)

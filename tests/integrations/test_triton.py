@@ -29,6 +29,7 @@ from edgeseg.integrations.triton_models import (
     answer,
 )
 from edgeseg.outputs.coco import encode_rle
+from tests.helpers.common import assert_same_results
 from tests.helpers.triton_env import run_in_venv, venv_or_skip
 
 DEMO = demo_model_path()
@@ -42,17 +43,6 @@ def triton_python():
 @pytest.fixture(scope="module")
 def images(val_images) -> list[str]:
     return [str(p) for p in val_images[:4]]
-
-
-def _same_results(a, b) -> None:
-    """Two Results hold the same objects: boxes, scores and classes bit for bit, mask crops and where they sit."""
-    assert a.orig_shape == b.orig_shape
-    np.testing.assert_array_equal(a.boxes.xyxy, b.boxes.xyxy)
-    np.testing.assert_array_equal(a.boxes.conf, b.boxes.conf)
-    np.testing.assert_array_equal(a.boxes.cls, b.boxes.cls)
-    np.testing.assert_array_equal(a.masks.origins, b.masks.origins)
-    for x, y in zip(a.masks.crops, b.masks.crops, strict=True):
-        np.testing.assert_array_equal(x, y)
 
 
 # ---- here -------------------------------------------------------------------------------------------------------
@@ -90,7 +80,7 @@ def test_an_answer_rebuilds_the_results_it_was_made_from(images):
         reply = json.loads(answer(r, 3))
         assert (reply["width"], reply["height"], reply["batch_size"]) == (r.orig_shape[1], r.orig_shape[0], 3)
         rebuilt = results_from_answer(reply, r.orig_img, dict(r.names), r.path)
-        _same_results(rebuilt, r)
+        assert_same_results(rebuilt, r)
         assert rebuilt.to_records() == r.to_records()
         assert rebuilt.names == r.names
 

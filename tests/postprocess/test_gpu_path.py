@@ -32,6 +32,7 @@ from edgeseg.outputs.annotate import (  # noqa: E402
     plot,
 )
 from edgeseg.results import DeviceMasks, Masks  # noqa: E402
+from tests.helpers.common import assert_same_results  # noqa: E402
 
 DEMO = Path(assets_init).parent / "shapes11n-seg-320.onnx"
 REPO = Path(__file__).resolve().parents[2]
@@ -56,20 +57,10 @@ def on_device(scene):
         return seg(scene)[0]
 
 
-def assert_same(a, b) -> None:
-    assert len(a) == len(b)
-    np.testing.assert_array_equal(a.boxes.xyxy, b.boxes.xyxy)
-    np.testing.assert_array_equal(a.boxes.conf, b.boxes.conf)
-    np.testing.assert_array_equal(a.boxes.cls, b.boxes.cls)
-    np.testing.assert_array_equal(a.masks.origins, b.masks.origins)
-    for x, y in zip(a.masks.crops, b.masks.crops, strict=True):
-        np.testing.assert_array_equal(x, y)
-
-
 def test_gpu_results_are_the_cpu_results(both):
     cpu, gpu = both
     assert len(cpu) >= 2 and isinstance(gpu.masks, Masks)  # host arrays by default
-    assert_same(cpu, gpu)
+    assert_same_results(cpu, gpu)
 
 
 def test_masks_left_on_the_device(on_device, both):
@@ -80,8 +71,8 @@ def test_masks_left_on_the_device(on_device, both):
         result.isolate(source="contour")  # outlines are traced on the host
     with pytest.raises(ConfigError, match="background must be one of"):
         result.isolate(background="white")
-    assert_same(cpu, result.to_host())
-    assert_same(cpu[1:], result[1:].to_host())
+    assert_same_results(cpu, result.to_host())
+    assert_same_results(cpu[1:], result[1:].to_host())
 
 
 @pytest.mark.parametrize("background", ["black", "transparent"])
@@ -142,7 +133,7 @@ def test_pipelined_stream_on_the_gpu(scene, both):
         frames = [Frame(scene, 0, "a", path="a"), Frame(scene[:, ::-1].copy(), 1, "b", path="b")]
         results = list(seg.stream_pipelined(frames))
     assert [r.path for r in results] == ["a", "b"]
-    assert_same(cpu, results[0])
+    assert_same_results(cpu, results[0])
 
 
 class _FixedBuffersOnTheGpu:
@@ -179,7 +170,7 @@ def test_pipeline_keeps_outputs_that_the_next_run_overwrites():
     assert [r.path for r in got] == [frame.path for frame in frames]
     assert sum(len(r) for r in want) > 0
     for a, b in zip(want, got, strict=True):
-        assert_same(a, b)
+        assert_same_results(a, b)
 
 
 def test_one_segmenter_frame_after_frame_of_other_sizes(both):
@@ -192,11 +183,11 @@ def test_one_segmenter_frame_after_frame_of_other_sizes(both):
     assert sorted(len(r) for r in want)[-1] > sorted(len(r) for r in want)[0] > 0  # object counts differ
     with Segmenter(DEMO, device="cuda") as seg:
         for frame, expected in zip(frames, want, strict=True):
-            assert_same(expected, seg(frame)[0])
+            assert_same_results(expected, seg(frame)[0])
     with Segmenter(DEMO, device="cuda", device_results=True) as seg:
         kept = [seg(f)[0] for f in frames]
     for result, expected in zip(kept, want, strict=True):
-        assert_same(expected, result.to_host())
+        assert_same_results(expected, result.to_host())
 
 
 @pytest.mark.parametrize("fixture, settings", [
@@ -216,7 +207,7 @@ def test_other_models_and_settings_on_the_gpu_path(request, val_images, fixture,
         want, got = cpu(images), gpu(images)
     assert sum(len(r) for r in want) > 0
     for a, b in zip(want, got, strict=True):
-        assert_same(a, b)
+        assert_same_results(a, b)
 
 
 def test_outputs_kept_for_the_pipeline_are_float32_buffers_of_their_own():
