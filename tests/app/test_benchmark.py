@@ -243,7 +243,7 @@ def test_cold_start_and_memory_for_each_model_on_each_backend(monkeypatch, caplo
 
     monkeypatch.setattr(startup, "measure_cold_start", fake("cold"))
     monkeypatch.setattr(startup, "measure_memory", fake("memory"))
-    opened = [{"model": m, "runs_on": b, "provider": p} for m, b, p in (
+    opened = [bench_run.Opened(m, b, p, {}) for m, b, p in (
         ("a.onnx", "onnxruntime", "cpu"), ("a.onnx", "onnxruntime", "cuda"), ("a.onnx", "openvino", "auto"),
         ("b.onnx", "openvino", "auto"), ("c.engine", "tensorrt", "auto"))]
     report: dict = {}

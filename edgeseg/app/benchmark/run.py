@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,6 +28,16 @@ SYNTHETIC_SCENES = 8  # different seeded scenes the iterations cycle through
 MAX_FRAMES = 100  # frames of an image folder or a video kept in memory
 VIDEO_FRAMES = (10, 120)  # the video throughput runs over iters frames, within these bounds
 BACKEND_NAMES = {"ONNX Runtime": "onnxruntime", "OpenVINO": "openvino", "TensorRT": "tensorrt"}  # by Backend.kind
+
+
+class Opened(NamedTuple):
+    """How an edgeseg run was opened: its model, the backend that runs it ("onnxruntime", "openvino", "tensorrt"),
+    the provider asked for, and the Segmenter's keyword arguments."""
+
+    model: str
+    backend: str
+    provider: str
+    segmenter: dict[str, Any]
 
 
 def _as_list(value: Any) -> list:
@@ -174,7 +184,7 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
 
     with ExitStack() as stack:
         contenders: list = []
-        opened: list[dict[str, Any]] = []  # each edgeseg contender's Segmenter settings, to score or restart it
+        opened: list[Opened] = []  # how each edgeseg contender was opened, to score it or start it afresh
         first: dict[str, EdgesegStages] = {}
         for model, (backend, provider), device in runs_of(models, backends, providers, devices):
             opening = {"model": model, "imgsz": imgsz, "providers": provider if provider == "auto" else (provider,),
@@ -187,8 +197,7 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
                 check_names(seg, dataset)  # a model for other classes fails now, not after the timing
             seg.warmup()  # compiles (or loads) the Numba kernels before any timing
             contenders.append(EdgesegStages(seg))
-            opened.append({**opening, "runs_on": BACKEND_NAMES.get(seg.backend.kind, seg.backend.kind),
-                           "provider": provider})
+            opened.append(Opened(model, BACKEND_NAMES.get(seg.backend.kind, seg.backend.kind), provider, opening))
             first.setdefault(model, contenders[-1])
         if "bare" in compare:
             contenders += _bare_contenders(contenders[:len(opened)], opened)
@@ -203,8 +212,8 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
 
     runs = [run_entry(c, r) for c, r in zip(contenders, records, strict=True)]
     if val is not None:
-        for run, opening in zip(runs[:len(opened)], opened, strict=True):  # edgeseg's runs come first
-            run["accuracy"] = score_run(opening, val)
+        for run, how in zip(runs[:len(opened)], opened, strict=True):  # edgeseg's runs come first
+            run["accuracy"] = score_run(how.segmenter, val)
     video_result = None
     if video or is_video:
         count = min(max(iters, VIDEO_FRAMES[0]), VIDEO_FRAMES[1])
@@ -229,7 +238,7 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
     return report
 
 
-def _add_startup_and_memory(report: dict, opened: list[dict[str, Any]], frames: int, image: np.ndarray) -> None:
+def _add_startup_and_memory(report: dict, opened: list[Opened], frames: int, image: np.ndarray) -> None:
     """Cold start and peak memory, each measured in fresh processes (edgeseg.app.benchmark.startup), for each model
     on each backend it ran on (its first provider there): Numba's JIT variants only for the first (the kernels are
     the same whatever runs the network), Ultralytics once per model (it runs a file on its own choice of runtime).
@@ -239,8 +248,8 @@ def _add_startup_and_memory(report: dict, opened: list[dict[str, Any]], frames: 
     report["cold_start"], report["memory"] = [], []
     measured: set[tuple[str, str]] = set()
     models_done: set[str] = set()
-    for settings in opened:
-        model, backend = settings["model"], settings["runs_on"]
+    for how in opened:
+        model, backend = how.model, how.backend
         if (model, backend) in measured:
             continue
         measured.add((model, backend))
@@ -250,7 +259,7 @@ def _add_startup_and_memory(report: dict, opened: list[dict[str, Any]], frames: 
             continue
         with_ultralytics = model not in models_done
         models_done.add(model)
-        common = {"provider": settings["provider"], "image": image, "backend": backend,
+        common = {"provider": how.provider, "image": image, "backend": backend,
                   "ultralytics": with_ultralytics}
         report["cold_start"].append(measure_cold_start(model, jit=len(report["cold_start"]) == 0, **common))
         report["memory"].append(measure_memory(model, frames=frames, **common))
@@ -258,34 +267,33 @@ def _add_startup_and_memory(report: dict, opened: list[dict[str, Any]], frames: 
     report["memory"] = report["memory"] or None
 
 
-def _bare_contenders(edgeseg: list[EdgesegStages], opened: list[dict[str, Any]]) -> list:
+def _bare_contenders(edgeseg: list[EdgesegStages], opened: list[Opened]) -> list:
     """The bare runtime beside each model on each backend and provider edgeseg ran it on (once, whatever device
     the post-processing ran on); a TensorRT engine has none here: left out, with a warning."""
     from .bare import BareStages
     from .startup import STARTUP_BACKENDS, make_target
 
     bare, seen = [], set()
-    for contender, opening in zip(edgeseg, opened, strict=True):
-        key = (opening["model"], opening["runs_on"], contender.provider)
+    for contender, how in zip(edgeseg, opened, strict=True):
+        key = (how.model, how.backend, contender.provider)
         if key in seen:
             continue
         seen.add(key)
-        if opening["runs_on"] not in STARTUP_BACKENDS:
+        if how.backend not in STARTUP_BACKENDS:
             log.warning("edgeseg: no bare run beside %s on %s: measured for ONNX Runtime and OpenVINO only",
-                        Path(opening["model"]).name, opening["runs_on"])
+                        Path(how.model).name, how.backend)
             continue
-        target = make_target(opening["model"], opening["provider"], opening["runs_on"])
+        target = make_target(how.model, how.provider, how.backend)
         bare.append(BareStages(contender.seg, target))
     return bare
 
 
-def score_run(settings: dict[str, Any], data: str | Path) -> dict[str, Any]:
-    """Box and mask mAP of one edgeseg run's model, backend, provider and device on a labelled dataset (edgeseg val,
-    with Ultralytics' val settings)."""
+def score_run(segmenter: dict[str, Any], data: str | Path) -> dict[str, Any]:
+    """Box and mask mAP on a labelled dataset of a Segmenter opened with `segmenter` (an edgeseg run's model,
+    backend, provider and device) and Ultralytics' val settings, as edgeseg val scores it."""
     from ..val import VAL_SETTINGS, validate
 
-    open_with = {k: v for k, v in settings.items() if k not in ("runs_on", "provider")}
-    with Segmenter(**open_with, **VAL_SETTINGS) as seg:
+    with Segmenter(**segmenter, **VAL_SETTINGS) as seg:
         report = validate(seg, data, progress=False)
     return {"box_map50": report.box_map50, "box_map50_95": report.box_map50_95, "mask_map50": report.mask_map50,
             "mask_map50_95": report.mask_map50_95, "images": report.images, "instances": report.instances}
