@@ -296,3 +296,29 @@ def test_the_bare_runtime_runs_what_edgeseg_runs(backend):
         record = stages(frames)
         assert set(record) == {"inference", "total", "objects"} and record["inference"] == record["total"] > 0
         assert stages._tensor(frames) is stages._tensor(frames)  # preprocessed once per batch
+
+
+def test_the_report_never_lands_on_an_input(tmp_path):
+    import cv2
+
+    from edgeseg.app.synthetic import make_scene
+    from edgeseg.errors import OutputError
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "latency.png"), make_scene(160, 120, 3).image)  # a frame named as a plot is
+    before = (folder / "latency.png").read_bytes()
+    cmd = [sys.executable, "-m", "edgeseg", "benchmark", "--model", str(demo_model_path()), "--source", str(folder),
+           "--iters", "1", "--warmup", "0", "--no-startup", "--out", str(folder)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("edgeseg: error: --out ") and "latency.png is an input of this run" in lines[0]
+    assert (folder / "latency.png").read_bytes() == before and sorted(p.name for p in folder.iterdir()) == [
+        "latency.png"]
+    a_file = tmp_path / "report.txt"
+    a_file.write_text("mine")
+    with pytest.raises(OutputError, match="is a file; give a folder"):
+        run_benchmark(demo_model_path(), synthetic=(160, 120), iters=1, warmup=0, progress=False, startup=False,
+                      out_dir=a_file)
+    assert a_file.read_text() == "mine"

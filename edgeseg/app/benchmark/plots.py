@@ -16,6 +16,9 @@ from .report import comparable_samples
 
 DPI = 100
 TOTAL = "total"
+# every file write_plots may write, in its order
+PLOT_FILES = ("latency.png", "breakdown.png", "speedup.png", "accuracy.png", "cold_start.png", "memory.png")
+LATENCY, BREAKDOWN, SPEEDUP, ACCURACY, COLD_START, MEMORY = PLOT_FILES
 
 
 def _pyplot() -> Any:
@@ -177,10 +180,10 @@ def write_plots(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     runs = report.get("runs") or []
     written = [
-        _latency(plt, runs, out_dir / "latency.png"),
-        _breakdown(plt, runs, out_dir / "breakdown.png"),
-        _speedup(plt, report.get("ratios") or {}, out_dir / "speedup.png"),
-        _accuracy(plt, runs, out_dir / "accuracy.png"),
+        _latency(plt, runs, out_dir / LATENCY),
+        _breakdown(plt, runs, out_dir / BREAKDOWN),
+        _speedup(plt, report.get("ratios") or {}, out_dir / SPEEDUP),
+        _accuracy(plt, runs, out_dir / ACCURACY),
     ]
     cold = report.get("cold_start") or []
     if cold:
@@ -191,7 +194,7 @@ def write_plots(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
             "edgeseg, JIT, empty Numba cache": c["edgeseg_jit_cold_cache_s"],
             "Ultralytics": c["ultralytics_s"],
         })
-        written.append(_bars(plt, bars, "s", "Cold start: new process to first result", out_dir / "cold_start.png",
+        written.append(_bars(plt, bars, "s", "Cold start: new process to first result", out_dir / COLD_START,
                              next(iter(bars))))
     memory = report.get("memory") or []
     if memory:
@@ -204,5 +207,5 @@ def write_plots(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
             return values
 
         bars = _per_backend(memory, peaks)
-        written.append(_bars(plt, bars, "MiB", "Peak resident memory", out_dir / "memory.png", next(iter(bars))))
+        written.append(_bars(plt, bars, "MiB", "Peak resident memory", out_dir / MEMORY, next(iter(bars))))
     return [p for p in written if p is not None]

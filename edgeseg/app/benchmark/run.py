@@ -15,7 +15,7 @@ import numpy as np
 
 from ... import __version__
 from ...config import BACKENDS, DEVICES
-from ...errors import ConfigError
+from ...errors import ConfigError, OutputError
 from ...segmenter import Segmenter
 from .machine import describe_machine
 from .report import build_report, run_entry, write_report
@@ -102,6 +102,27 @@ def _batches(frames: list[np.ndarray], batch: int) -> list[list[np.ndarray]]:
     return [frames[i : i + batch] for i in range(0, len(frames) - batch + 1, batch)]
 
 
+def _check_outputs(out_dir: Path, models: list[str], source: Any, dataset: Any) -> None:
+    """Before anything slow: `out_dir` is a folder (or not there yet) and none of the files the report writes into
+    it (benchmark.json, the plots) is one of the run's inputs: a model, a source image or video, a file of the val
+    dataset. OutputError otherwise."""
+    from ...inputs.images import expand_source
+    from ...inputs.source import is_video_source
+    from ...outputs.files import check_not_inputs
+    from .plots import PLOT_FILES
+    from .report import REPORT_FILE
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"--out {out_dir} is a file; give a folder for the report and its plots")
+    inputs: list[Any] = list(models)
+    if source is not None:
+        inputs += [source] if is_video_source(source) else expand_source(source)
+    if dataset is not None:
+        inputs += [dataset.yaml, *dataset.images, *(p for p in dataset.labels if p.is_file())]
+    for name in (REPORT_FILE, *PLOT_FILES):
+        check_not_inputs({"--out": out_dir / name}, inputs)
+
+
 def runs_of(models: list[str], backends: list[str], providers: list[str],
             devices: list[str]) -> list[tuple[str, tuple[str, str], str]]:
     """(model, (backend, provider), device) for each model on each backend that takes its file (an IR runs on
@@ -180,6 +201,8 @@ def run_benchmark(models: str | Path | Sequence[str | Path], source: Any = None,
         from ..val import check_names, read_dataset
 
         dataset, _ = read_dataset(val)  # pycocotools, the dataset's images and labels: before anything slow
+    if out_dir is not None:
+        _check_outputs(Path(out_dir), models, source, dataset)
     frames, description, is_video = load_frames(source, synthetic, objects, warmup + iters)
 
     with ExitStack() as stack:
